@@ -1,0 +1,45 @@
+"""Afterpay's surface: operationId -> handler, and its shape for problems around them."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from mock_server.afterpay import errors
+from mock_server.afterpay.handlers import AfterpayHandlers, error
+from mock_server.afterpay.models import AfterpayModel
+from mock_server.core.http import Context, Handler, Problem
+from mock_server.core.openapi import Spec
+
+
+class AfterpayApp:
+    name = "afterpay"
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.model = AfterpayModel()
+        handlers = AfterpayHandlers(self.model)
+        self.handlers: dict[str, Handler] = {
+            "createRefund": handlers.create_refund,
+            "getPayment": handlers.get_payment,
+            "ping": handlers.ping,
+        }
+        missing = set(spec.operations) ^ set(self.handlers)
+        if missing:
+            raise RuntimeError(f"afterpay spec and handlers disagree on {sorted(missing)}")
+
+    def owns(self, path: str) -> bool:
+        return path == "/v2" or path.startswith("/v2/") or path == "/ping"
+
+    def problem_response(self, ctx: Context, problem: Problem) -> Response:
+        if problem.kind == Problem.METHOD_NOT_ALLOWED:
+            return error(ctx, errors.MethodNotAllowed(), {"Allow": ", ".join(problem.allow)})
+        if problem.kind == Problem.ROUTE_NOT_FOUND:
+            return error(ctx, errors.NotFound(errors.ROUTE_NOT_FOUND_MESSAGE))
+        if problem.kind == Problem.PAYLOAD_TOO_LARGE:
+            return error(ctx, errors.PayloadTooLarge())
+        if problem.kind == Problem.BAD_SESSION:
+            return error(ctx, errors.InvalidRequest(problem.detail))
+        return error(ctx, errors.InternalError())
+
+    def error_response(self, ctx: Context, code: str, status: int | None) -> Response:
+        return error(ctx, errors.error_for_code(code, status))

@@ -1,0 +1,203 @@
+"""The ASGI application: sessions, routing by OpenAPI operation, body limits, journal."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.datastructures import Headers, QueryParams
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from mock_server.core.clock import TimeSource, real_time
+from mock_server.core.http import Context, Problem, ProviderApp
+from mock_server.core.journal import finish
+from mock_server.core.openapi import Spec
+from mock_server.core.scenarios import Scenario, load_scenario_paths
+from mock_server.core.world import DEFAULT_SESSION, SESSION_NAME, World
+from mock_server.resources import default_scenario_path, spec_path
+from mock_server.settings import Settings
+
+log = logging.getLogger("mock_server")
+access_log = logging.getLogger("mock_server.access")
+
+SESSION_HEADER = "x-sandbox-session"
+WARNING_HEADER = "x-sandbox-warning"
+_SESSION_PREFIX = "/sessions/"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class SandboxApp:
+    """One port for every surface: admin, Afterpay and Optty, each matched by its spec."""
+
+    def __init__(self, world: World, providers: Sequence[ProviderApp]) -> None:
+        self.world = world
+        self.settings = world.settings
+        self.providers = list(providers)
+        # the last provider answers paths nobody owns (Optty's NestJS "Cannot GET /x")
+        self.fallback: ProviderApp | None = self.providers[-1] if self.providers else None
+        self.started_at = time.monotonic()
+        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self.startup_hooks:
+                        await hook()
+                except Exception as exc:  # noqa: BLE001 - reported to the server, not raised
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for hook in self.shutdown_hooks:
+                    await hook()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def route(self, path: str) -> tuple[ProviderApp, Any]:
+        for provider in self.providers:
+            found = provider.spec.match(path)
+            if found is not None:
+                return provider, found
+        for provider in self.providers:
+            if provider.owns(path):
+                return provider, None
+        assert self.fallback is not None
+        return self.fallback, None
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path: str = scope["path"]
+        headers = Headers(scope=scope)
+        session_name = headers.get(SESSION_HEADER)
+        if path.startswith(_SESSION_PREFIX):
+            rest = path[len(_SESSION_PREFIX):]
+            name, slash, tail = rest.partition("/")
+            session_name, path = name, slash + tail
+        method: str = scope["method"]
+        provider, found = self.route(path or "/")
+        bad_session = session_name is not None and not SESSION_NAME.match(session_name)
+        session = self.world.session(DEFAULT_SESSION if bad_session or not session_name
+                                     else session_name)
+        ctx = Context(self.world, self.settings, session, method, path or "/", headers,
+                      QueryParams(scope.get("query_string", b"")), b"")
+        problem: Problem | None = None
+        if bad_session:
+            problem = Problem(Problem.BAD_SESSION,
+                              detail="session names are 1-64 of A-Z a-z 0-9 . _ -")
+        elif found is None:
+            problem = Problem(Problem.ROUTE_NOT_FOUND)
+        else:
+            ctx.params = found.params
+            ctx.operation = found.operation(method)
+            if ctx.operation is None:
+                problem = Problem(Problem.METHOD_NOT_ALLOWED, allow=found.allowed)
+        try:
+            ctx.body = await self._read_body(scope, receive, headers)
+        except BodyTooLarge:
+            problem = Problem(Problem.PAYLOAD_TOO_LARGE)
+        journaled = provider.name != "admin"
+        if journaled:
+            ctx.entry = session.journal.record(
+                at=session.clock.now(), provider=provider.name,
+                operation=ctx.operation.operation_id if ctx.operation else None, method=method,
+                path=path, query=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers.items(), body=ctx.body)
+        if problem is not None:
+            response = provider.problem_response(ctx, problem)
+        else:
+            assert ctx.operation is not None
+            response = await self._handle(provider, ctx)
+        if ctx.warnings:
+            response.headers[WARNING_HEADER] = "; ".join(ctx.warnings)
+        await response(scope, receive, send)
+        duration_ms = (time.perf_counter() - started) * 1000
+        if ctx.entry is not None:
+            ctx.entry.warnings = list(ctx.warnings)
+            finish(ctx.entry, status=response.status_code, headers=response.headers,
+                   body=bytes(response.body), duration_ms=duration_ms)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "%s %s %s %s %d %.1fms", session.name, provider.name,
+                ctx.operation.operation_id if ctx.operation else "-", method,
+                response.status_code, duration_ms,
+                extra={"session": session.name, "provider": provider.name,
+                       "operation": ctx.operation.operation_id if ctx.operation else None,
+                       "method": method, "path": path, "status": response.status_code,
+                       "duration_ms": round(duration_ms, 3),
+                       "fault": ctx.entry.fault if ctx.entry else None})
+
+    async def _handle(self, provider: ProviderApp, ctx: Context) -> Response:
+        assert ctx.operation is not None
+        handler = provider.handlers[ctx.operation.operation_id]
+        try:
+            return await handler(ctx)
+        except Exception:
+            # a crash inside a provider still answers in that provider's own shape
+            log.exception("handler %s crashed", ctx.operation.operation_id)
+            return provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
+
+    async def _read_body(self, scope: Scope, receive: Receive, headers: Headers) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message: Message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+
+def load_startup(settings: Settings, error_codes: dict[str, frozenset[str]]) -> list[Scenario]:
+    paths = list(settings.scenarios) or [str(default_scenario_path())]
+    return load_scenario_paths(paths, error_codes=error_codes)
+
+
+def create_app(settings: Settings | None = None, *, time_source: TimeSource = real_time,
+               scenarios: Sequence[Scenario] | None = None) -> SandboxApp:
+    """Builds the whole sandbox: specs loaded once, startup world parsed, default session seeded."""
+    from mock_server.admin.routes import AdminApp
+    from mock_server.afterpay.routes import AfterpayApp
+    from mock_server.optty.routes import OpttyApp
+
+    settings = settings or Settings()
+    specs = {name: Spec.load(name, spec_path(name)) for name in ("admin", "afterpay", "optty")}
+    afterpay = AfterpayApp(specs["afterpay"])
+    optty = OpttyApp(specs["optty"], settings)
+    models = [afterpay.model, optty.model]
+    error_codes = {m.name: m.error_codes for m in models}
+    startup = list(scenarios) if scenarios is not None else load_startup(settings, error_codes)
+    world = World(settings, models, startup, time_source=time_source)
+    app = SandboxApp(world, [])
+    admin = AdminApp(specs["admin"], app)
+    app.providers = [admin, afterpay, optty]
+    app.fallback = optty
+    for provider in app.providers:
+        attach = getattr(provider, "attach", None)
+        if attach is not None:
+            attach(app)
+    return app

@@ -1,0 +1,80 @@
+"""The request context handed to handlers, and what a provider's HTTP side must provide."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.datastructures import Headers, QueryParams
+from starlette.responses import Response
+
+from mock_server.core.openapi import Operation, Spec
+from mock_server.core.world import Session, World
+from mock_server.settings import Settings
+
+if TYPE_CHECKING:
+    from mock_server.core.journal import JournalEntry
+
+
+@dataclass(slots=True)
+class Context:
+    """One request as the handlers see it: session, operation, raw body, warnings to add."""
+
+    world: World
+    settings: Settings
+    session: Session
+    method: str
+    path: str
+    headers: Headers
+    query: QueryParams
+    body: bytes
+    operation: Operation | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    entry: JournalEntry | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+
+class Problem:
+    """Failures found before or around a handler, rendered in the owning provider's shape."""
+
+    ROUTE_NOT_FOUND = "route_not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    BAD_SESSION = "bad_session"
+    INTERNAL_ERROR = "internal_error"
+
+    def __init__(self, kind: str, *, allow: list[str] | None = None, detail: str = "") -> None:
+        self.kind = kind
+        self.allow = allow or []
+        self.detail = detail
+
+
+Handler = Callable[[Context], Awaitable[Response]]
+
+
+class ProviderApp(Protocol):
+    name: str
+    spec: Spec
+    handlers: Mapping[str, Handler]
+
+    def owns(self, path: str) -> bool:
+        """Whether an unknown path belongs to this provider (its error shape answers it)."""
+
+    def problem_response(self, ctx: Context, problem: Problem) -> Response: ...
+
+    def error_response(self, ctx: Context, code: str, status: int | None) -> Response:
+        """A scripted error (fault rule `respond.error`) in this provider's shape."""
+
+
+async def processing_time(ctx: Context) -> None:
+    """Time the provider "spends" on an operation: a scripted delay, taken while the request
+    holds its idempotency key, so a concurrent repeat meets a request still in flight."""
+    delay = ctx.state.pop("processing_delay", None)
+    if delay:
+        await asyncio.sleep(delay)

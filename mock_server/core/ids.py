@@ -1,0 +1,48 @@
+"""Seedable identifier sources, one per session, so test runs are reproducible."""
+
+from __future__ import annotations
+
+import random
+import string
+import threading
+import zlib
+
+_LOWER_ALNUM = string.ascii_lowercase + string.digits
+
+
+class IdSource:
+    """Random-looking but reproducible ids: the same seed and session name give the same ids."""
+
+    def __init__(self, seed: int | None, session: str) -> None:
+        salt = zlib.crc32(session.encode())
+        self._rng = random.Random(None if seed is None else (seed << 32) ^ salt)
+        self._lock = threading.Lock()
+        self._counters: dict[str, int] = {}
+
+    def hex(self, length: int) -> str:
+        with self._lock:
+            return f"{self._rng.getrandbits(length * 4):0{length}x}"
+
+    def alnum(self, length: int) -> str:
+        with self._lock:
+            return "".join(self._rng.choices(_LOWER_ALNUM, k=length))
+
+    def uuid(self) -> str:
+        raw = self.hex(32)
+        # version 4, RFC 4122 variant, so clients that parse UUIDs accept it
+        raw = raw[:12] + "4" + raw[13:16] + "89ab"[int(raw[16], 16) % 4] + raw[17:]
+        return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+
+    def sequence(self, name: str, start: int) -> int:
+        """Increasing numbers (e.g. Afterpay refund ids) from a seeded starting point."""
+        with self._lock:
+            current = self._counters.get(name)
+            if current is None:
+                current = start + self._rng.randrange(1_000_000)
+            current += 1
+            self._counters[name] = current
+            return current
+
+    def chance(self) -> float:
+        with self._lock:
+            return self._rng.random()

@@ -1,0 +1,635 @@
+"""Scenario documents: YAML or JSON, parsed with every node's line, validated, ready to apply."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
+
+from mock_server.core.money import parse_amount
+
+NodePath = tuple[str | int, ...]
+
+FAULT_NAMES: frozenset[str] = frozenset(
+    {"connection_reset", "empty_response", "malformed_body", "truncated_body", "slow_body"})
+PROVIDERS: frozenset[str] = frozenset({"afterpay", "optty"})
+
+SCENARIO_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".json")
+
+
+class ScenarioError(Exception):
+    """A scenario document (or several) that cannot be used; one "SOURCE:LINE: what" per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems: list[str] = list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __reduce__(self) -> tuple[type[ScenarioError], tuple[list[str]]]:
+        # Exception pickles its args, i.e. the joined text, which would come back as a list of
+        # characters; keep the problems whole for multiprocessing and test runners.
+        return (ScenarioError, (self.problems,))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    source: str
+    document: dict[str, Any]
+    lines: Mapping[NodePath, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def line_of(self, *path: str | int) -> int:
+        """The line the node at path was written on, else its nearest parent's, else 1."""
+        return _line_of(self.lines, path)
+
+    def problem(self, path: tuple[str | int, ...], message: str) -> str:
+        return f"{self.source}:{self.line_of(*path)}: {message}"
+
+
+def parse_duration(text: str) -> timedelta:
+    """Reads "250ms", "2s", "75s", "1m", "1h", "1d" (decimals allowed: "1.5s")."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (expected e.g. 250ms, 2s, 1m, 1h or 1d)")
+    unit = match.group(2)
+    number = float(text[: match.start(2)])
+    try:
+        return timedelta(**{_DURATION_UNITS[unit]: number})
+    except OverflowError as exc:
+        raise ValueError(f"duration too long: {text!r}") from exc
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """A node's path as problems show it: afterpay.payments[0].amount, body["a.b"]."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENTIFIER.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{json.dumps(part)}]"
+    return out
+
+
+def parse_scenario(text: str | bytes, source: str = "<request>", *,
+                   error_codes: Mapping[str, Collection[str]] | None = None) -> Scenario:
+    """Parses and validates one document; raises ScenarioError listing every problem, by line."""
+    builder = _Builder(source)
+    document = builder.parse(text)
+    lines = builder.lines
+    found: list[tuple[NodePath, str]] = list(_schema_problems(document))
+    found.extend(_Checks(document, lines, error_codes).run())
+    problems = list(builder.problems)
+    problems.extend((_line_of(lines, path), message) for path, message in found)
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        unique.sort(key=lambda problem: problem[0])
+        raise ScenarioError([f"{source}:{line}: {message}" for line, message in unique])
+    name = document.get("name")
+    return Scenario(name if isinstance(name, str) else _default_name(source), source, document,
+                    lines)
+
+
+def load_scenario_paths(paths: Sequence[str | os.PathLike[str]], *,
+                        error_codes: Mapping[str, Collection[str]] | None = None,
+                        ) -> list[Scenario]:
+    """Loads files and directories (their *.yaml, *.yml, *.json, recursively, by path) in order.
+
+    Every file is read and checked before anything is refused, so one ScenarioError lists the
+    problems of all of them.
+    """
+    scenarios: list[Scenario] = []
+    problems: list[str] = []
+    for given in paths:
+        for source in _scenario_files(os.fspath(given), problems):
+            try:
+                data = Path(source).read_bytes()
+            except OSError as exc:
+                problems.append(f"{source}:1: cannot read: {exc.strerror or exc}")
+                continue
+            try:
+                scenarios.append(parse_scenario(data, source, error_codes=error_codes))
+            except ScenarioError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise ScenarioError(problems)
+    return scenarios
+
+
+# --- reading YAML with lines ------------------------------------------------------------------
+
+_YAML_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_YAML_BASE_LOADER):  # type: ignore[misc,unused-ignore]
+    # Plain scalars are resolved the YAML 1.2 / JSON way: no yes/no/on/off booleans, no octal or
+    # sexagesimal numbers, no implicit timestamps (created: 2026-09-01T10:00:00Z stays a string),
+    # and no .inf/.nan, which JSON cannot carry.
+    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+
+
+for _tag, _regexp, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^[-+]?[0-9]+$", "-+0123456789"),
+    ("float", r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$", "-+.0123456789"),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("merge", r"^<<$", "<"),
+):
+    _Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_regexp), list(_first))
+
+_STR, _NULL, _BOOL, _INT, _FLOAT, _MERGE = (
+    f"tag:yaml.org,2002:{name}" for name in ("str", "null", "bool", "int", "float", "merge"))
+
+# Inside the seed sections these fields (and the scenario's and faults' names) are text even when
+# written as a bare number, exactly as written: `amount: 120.00` is "120.00" (a float would print
+# 120.0), `merchantId: 100101382` is "100101382".
+_TEXT_FIELDS = frozenset({
+    "amount", "captured", "surcharge", "refundable",
+    "id", "merchantId", "secretKey", "clientId", "clientSecret", "token", "merchantReference",
+    "orderReference", "refundReference", "refundId", "requestId", "refundMerchantReference",
+})
+
+# Bounds what aliases may expand to ("billion laughs"): POST /__admin/scenarios takes documents
+# from anyone who can reach the port.
+_MAX_ALIAS_VALUES = 100_000
+
+
+class _TooLarge(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+class _Builder:
+    """Builds plain Python values from yaml's node tree, recording each node's line by path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines: dict[NodePath, int] = {}
+        self.problems: list[tuple[int, str]] = []
+        self._built: set[int] = set()
+        self._builds = 0
+        self._active: set[int] = set()
+
+    def parse(self, text: str | bytes) -> dict[str, Any]:
+        try:
+            root = yaml.compose(text, Loader=_Loader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            what = ", ".join(part for part in (exc.context, exc.problem) if part)
+            self._fail(mark.line + 1 if mark else 1, f"invalid YAML: {what}")
+        except yaml.reader.ReaderError as exc:
+            before = text[: exc.position]
+            line = (before.count(b"\n") if isinstance(before, bytes) else before.count("\n")) + 1
+            self._fail(line, f"invalid YAML: {exc.reason}")
+        except RecursionError:
+            self._fail(1, "the document is nested too deeply")
+        except yaml.YAMLError as exc:
+            self._fail(1, f"invalid YAML: {' '.join(str(exc).split())}")
+        if not isinstance(root, yaml.MappingNode):
+            self._fail(1, "a scenario document must be a mapping")
+        self.lines[()] = _line(root)
+        try:
+            document = self._build(root, ())
+        except _TooLarge as exc:
+            self._fail(exc.line, f"aliases expand to more than {_MAX_ALIAS_VALUES} values")
+        except RecursionError:
+            self._fail(1, "the document is nested too deeply")
+        assert isinstance(document, dict)
+        return document
+
+    def _fail(self, line: int, message: str) -> NoReturn:
+        raise ScenarioError([f"{self.source}:{line}: {message}"])
+
+    def _problem(self, node: yaml.Node, path: NodePath, message: str) -> None:
+        where = format_path(path)
+        self.problems.append((_line(node), f"{where}: {message}" if where else message))
+
+    def _build(self, node: yaml.Node, path: NodePath) -> Any:
+        key = id(node)
+        if key in self._active:
+            where = format_path(path)
+            self.problems.append((_line_of(self.lines, path),
+                                  f"{where}: an alias refers to the node that contains it"))
+            return None
+        self._builds += 1
+        self._built.add(key)
+        if self._builds - len(self._built) > _MAX_ALIAS_VALUES:
+            # an alias carries no line of its own (yaml hands back the anchored node), so blame
+            # the top-level field being built
+            raise _TooLarge(_line_of(self.lines, path[:1]))
+        self._active.add(key)
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                items = []
+                for index, item in enumerate(node.value):
+                    self.lines[(*path, index)] = _line(item)
+                    items.append(self._build(item, (*path, index)))
+                return items
+            assert isinstance(node, yaml.ScalarNode)
+            return self._scalar(node, path)
+        finally:
+            self._active.discard(key)
+
+    def _mapping(self, node: yaml.MappingNode, path: NodePath) -> dict[str, Any]:
+        # Later pairs win; merged ("<<") pairs come first so the mapping's own keys override them.
+        pairs: list[tuple[yaml.Node, yaml.Node]] = []
+        own: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                pairs.extend(self._merged(value_node, path))
+            else:
+                own.append((key_node, value_node))
+        seen: dict[str, yaml.Node] = {}
+        for key_node, _ in own:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self._problem(key_node, path, "a mapping key must be a string")
+                continue
+            first = seen.setdefault(key_node.value, key_node)
+            if first is not key_node:
+                self._problem(key_node, path, f"duplicate key {key_node.value!r} "
+                                              f"(first at line {_line(first)})")
+        chosen: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in [*pairs, *own]:
+            if isinstance(key_node, yaml.ScalarNode):
+                chosen[key_node.value] = (key_node, value_node)
+        result: dict[str, Any] = {}
+        for name, (key_node, value_node) in chosen.items():
+            self.lines[(*path, name)] = _line(key_node)
+            result[name] = self._build(value_node, (*path, name))
+        return result
+
+    def _merged(self, node: yaml.Node, path: NodePath) -> list[tuple[yaml.Node, yaml.Node]]:
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        pairs: list[tuple[yaml.Node, yaml.Node]] = []
+        # In a list of merged mappings the earlier ones win, hence reversed (later pairs win).
+        for source in reversed(sources):
+            if not isinstance(source, yaml.MappingNode):
+                self._problem(node, path, "'<<' needs a mapping or a list of mappings")
+                return []
+            for key_node, value_node in source.value:
+                if key_node.tag == _MERGE:
+                    pairs.extend(self._merged(value_node, path))
+                else:
+                    pairs.append((key_node, value_node))
+        return pairs
+
+    def _scalar(self, node: yaml.ScalarNode, path: NodePath) -> Any:
+        text: str = node.value
+        tag = node.tag
+        if tag == _STR:
+            return text
+        if tag in (_INT, _FLOAT) and not node.style and _keeps_text(path):
+            return text
+        try:
+            if tag == _NULL:
+                return None
+            if tag == _BOOL:
+                return {"true": True, "false": False}[text.lower()]
+            if tag == _INT:
+                return int(text)
+            if tag == _FLOAT:
+                return float(text)
+        except (KeyError, ValueError):
+            self._problem(node, path, f"{text!r} cannot be read as {tag}")
+            return text
+        self._problem(node, path, f"unsupported YAML tag {tag!r}")
+        return text
+
+
+def _keeps_text(path: NodePath) -> bool:
+    if path[-1] == "name":
+        return len(path) == 1 or (len(path) == 3 and path[0] == "faults")
+    return len(path) > 1 and path[0] in PROVIDERS and path[-1] in _TEXT_FIELDS
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _line_of(lines: Mapping[NodePath, int], path: Sequence[str | int]) -> int:
+    key = tuple(path)
+    while True:
+        line = lines.get(key)
+        if line is not None:
+            return line
+        if not key:
+            return 1
+        key = key[:-1]
+
+
+def _default_name(source: str) -> str:
+    if source.startswith("<") and source.endswith(">"):
+        return "scenario"
+    return Path(source).stem or "scenario"
+
+
+def _scenario_files(source: str, problems: list[str]) -> list[str]:
+    if not os.path.isdir(source):
+        return [source]
+
+    def unreadable(exc: OSError) -> None:
+        problems.append(f"{exc.filename}:1: cannot read: {exc.strerror or exc}")
+
+    found: list[tuple[tuple[str, ...], str]] = []
+    for folder, subfolders, files in os.walk(source, onerror=unreadable):
+        # hidden folders and files: .git, editor lock and swap files
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and name.lower().endswith(SCENARIO_SUFFIXES):
+                path = os.path.join(folder, name)
+                found.append((Path(os.path.relpath(path, source)).parts, path))
+    if not found and os.access(source, os.R_OK):
+        # most likely a wrong directory; an empty world would fail later and less clearly
+        problems.append(f"{source}:1: no scenario files (*.yaml, *.yml, *.json) in this directory")
+    return [path for _, path in sorted(found)]
+
+
+# --- validation -------------------------------------------------------------------------------
+
+_SCHEMA: dict[str, Any] = json.loads(
+    (resources.files("mock_server") / "schemas" / "scenario.schema.json").read_text("utf-8"))
+
+_DURATION = re.compile(_SCHEMA["$defs"]["duration"]["pattern"])
+_DURATION_UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours",
+                   "d": "days"}
+_DATE_TIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+_FORMATS = FormatChecker(formats=())
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _DATE_TIME.match(value):
+        raise ValueError("is not an ISO 8601 date-time with Z or an offset "
+                         "(e.g. 2026-09-01T10:00:00Z)")
+    try:
+        datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"is not a valid date-time ({exc})") from exc
+    return True
+
+
+def _is_integer(checker: Any, instance: object) -> bool:
+    # jsonschema counts 2.0 as an integer; `times: 2.0` would reach the fault engine as a float
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = validators.extend(  # type: ignore[no-untyped-call,unused-ignore]
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+_VALIDATOR = _Validator(_SCHEMA, format_checker=_FORMATS)
+
+_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number",
+               "boolean": "true or false", "object": "a mapping", "array": "a list",
+               "null": "null"}
+
+
+def _schema_problems(document: dict[str, Any]) -> Iterator[tuple[NodePath, str]]:
+    for error in _VALIDATOR.iter_errors(document):
+        yield from _explain(error)
+
+
+def _explain(error: ValidationError) -> Iterator[tuple[NodePath, str]]:
+    """Rephrases one jsonschema error for a person; yields (path of the node to blame, message)."""
+    path: NodePath = tuple(error.absolute_path)
+    where = format_path(path)
+    keyword = error.validator
+    value: Any = error.validator_value
+    schema: Any = error.schema if isinstance(error.schema, dict) else {}
+    instance: Any = error.instance
+
+    def said(message: str, at: NodePath = path) -> tuple[NodePath, str]:
+        return at, f"{where}: {message}" if where else message
+
+    if "propertyNames" in error.absolute_schema_path:
+        # the failing instance is a key of the mapping at path; blame that key's line
+        yield said(f"{_show(instance)} is not {schema.get('x-expected', 'a valid name')}",
+                   (*path, str(instance)))
+    elif keyword == "additionalProperties" and value is False and isinstance(instance, dict):
+        known = list(schema.get("properties", {}))
+        patterns = [re.compile(pattern) for pattern in schema.get("patternProperties", {})]
+        for extra in instance:
+            if extra not in known and not any(pattern.search(extra) for pattern in patterns):
+                hint = difflib.get_close_matches(extra, known, n=1, cutoff=0.7)
+                yield said(f"unknown field {extra!r}"
+                           + (f" (did you mean {hint[0]!r}?)" if hint else ""), (*path, extra))
+    elif keyword == "required" and isinstance(instance, dict):
+        for name in value:
+            if name not in instance:
+                yield said(f"missing required field {name!r}")
+    elif keyword in ("type", "pattern") and "x-expected" in schema:
+        yield said(f"{_show(instance)} is not {schema['x-expected']}")
+    elif keyword == "type":
+        wanted = [value] if isinstance(value, str) else list(value)
+        names = [_TYPE_NAMES.get(name, name) for name in wanted]
+        expected = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        yield said(f"must be {expected}, not {_show(instance)}")
+    elif keyword == "enum":
+        known_values = ", ".join(sorted(str(each) for each in value))
+        if "x-noun" in schema:
+            yield said(f"unknown {schema['x-noun']} {_show(instance)} (known: {known_values})")
+        else:
+            yield said(f"{_show(instance)} is not one of: {known_values}")
+    elif keyword == "format" and error.cause is not None:
+        yield said(f"{_show(instance)} {error.cause}")
+    elif keyword == "minLength":
+        yield said("must not be empty" if value == 1 else f"must be at least {value} characters")
+    elif keyword == "maxLength":
+        yield said(f"must be at most {value} characters, not {len(instance)}")
+    elif keyword == "minimum":
+        yield said(f"must be at least {value}, not {_show(instance)}")
+    elif keyword == "maximum":
+        yield said(f"must be at most {value}, not {_show(instance)}")
+    elif keyword == "exclusiveMinimum":
+        yield said(f"must be more than {value}, not {_show(instance)}")
+    elif keyword == "uniqueItems" and isinstance(instance, list):
+        repeated = next(each for index, each in enumerate(instance) if each in instance[:index])
+        yield said(f"lists {_show(repeated)} more than once")
+    elif "x-message" in schema:
+        yield said(schema["x-message"])
+    else:
+        yield said(error.message)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str) and len(value) > 60:
+        return repr(value[:57] + "...")
+    return repr(value)
+
+
+# --- checks the schema cannot express ---------------------------------------------------------
+
+class _Checks:
+    """Uniqueness, money that adds up, error codes; tolerant of shapes the schema refused."""
+
+    def __init__(self, document: dict[str, Any], lines: Mapping[NodePath, int],
+                 error_codes: Mapping[str, Collection[str]] | None) -> None:
+        self.document = document
+        self.lines = lines
+        self.error_codes = error_codes
+
+    def run(self) -> Iterator[tuple[NodePath, str]]:
+        afterpay = _mapping(self.document.get("afterpay"))
+        optty = _mapping(self.document.get("optty"))
+        payments = _items(afterpay.get("payments"))
+        orders = _items(optty.get("orders"))
+        faults = _items(self.document.get("faults"))
+        yield from self._unique(("afterpay", "merchants"), "merchantId", "merchantId")
+        yield from self._unique(("afterpay", "payments"), "id", "payment id")
+        yield from self._unique_refunds(("afterpay", "payments"), "refundId",
+                                        lambda payment: "")
+        yield from self._unique(("optty", "merchants"), "merchantId", "merchantId")
+        yield from self._unique(("optty", "orders"), "orderReference", "orderReference")
+        # refundReference is unique per merchant at Optty (reference: optty.md)
+        yield from self._unique_refunds(("optty", "orders"), "refundReference",
+                                        lambda order: order.get("merchantId"))
+        yield from self._unique(("faults",), "name", "fault name")
+        for index, payment in payments:
+            yield from self._afterpay_money(("afterpay", "payments", index), payment)
+        for index, order in orders:
+            yield from self._optty_money(("optty", "orders", index), order)
+        for index, rule in faults:
+            yield from self._fault(("faults", index), rule)
+
+    def _unique(self, section: NodePath, key: str, what: str) -> Iterator[tuple[NodePath, str]]:
+        first: dict[str, NodePath] = {}
+        for index, item in _items(_at(self.document, section)):
+            value = item.get(key)
+            if not isinstance(value, str):
+                continue
+            here = (*section, index, key)
+            if value in first:
+                yield here, (f"{format_path(here)}: duplicate {what} {value!r} "
+                             f"(first at line {_line_of(self.lines, first[value])})")
+            else:
+                first[value] = here
+
+    def _unique_refunds(self, section: NodePath, key: str,
+                        scope: Callable[[dict[str, Any]], object],
+                        ) -> Iterator[tuple[NodePath, str]]:
+        first: dict[tuple[object, str], NodePath] = {}
+        for index, owner in _items(_at(self.document, section)):
+            for number, refund in _items(owner.get("refunds")):
+                value = refund.get(key)
+                if not isinstance(value, str):
+                    continue
+                here = (*section, index, "refunds", number, key)
+                seen = first.setdefault((scope(owner), value), here)
+                if seen is not here:
+                    yield here, (f"{format_path(here)}: duplicate {key} {value!r} "
+                                 f"(first at line {_line_of(self.lines, seen)})")
+
+    def _afterpay_money(self, at: NodePath,
+                        payment: dict[str, Any]) -> Iterator[tuple[NodePath, str]]:
+        amount = _money(payment.get("amount"))
+        captured = _money(payment.get("captured"))
+        if amount is not None and captured is not None and captured > amount:
+            yield ((*at, "captured"), f"{format_path((*at, 'captured'))}: captured "
+                   f"{_text(captured)} is more than the amount {_text(amount)}")
+        yield from self._refunds_within(at, payment, captured if captured is not None else amount)
+
+    def _optty_money(self, at: NodePath, order: dict[str, Any]) -> Iterator[tuple[NodePath, str]]:
+        amount = _money(order.get("amount"))
+        surcharge = _money(order.get("surcharge", "0"))
+        captured = _money(order.get("captured"))
+        total = amount + surcharge if amount is not None and surcharge is not None else None
+        if total is not None and captured is not None and captured > total:
+            yield ((*at, "captured"), f"{format_path((*at, 'captured'))}: captured "
+                   f"{_text(captured)} is more than amount + surcharge {_text(total)}")
+        yield from self._refunds_within(at, order, captured if captured is not None else total)
+
+    def _refunds_within(self, at: NodePath, owner: dict[str, Any],
+                        captured: Decimal | None) -> Iterator[tuple[NodePath, str]]:
+        # a FAILED Optty refund gave no money back, so it does not count against what was captured
+        amounts = [_money(refund.get("amount")) for _, refund in _items(owner.get("refunds"))
+                   if refund.get("status") != "FAILED"]
+        if captured is None or not amounts or None in amounts:
+            return
+        total = sum((amount for amount in amounts if amount is not None), Decimal(0))
+        if total > captured:
+            here = (*at, "refunds")
+            yield here, (f"{format_path(here)}: refunds total {_text(total)}, more than the "
+                         f"{_text(captured)} captured")
+
+    def _fault(self, at: NodePath, rule: dict[str, Any]) -> Iterator[tuple[NodePath, str]]:
+        match = _mapping(rule.get("match"))
+        headers = _mapping(match.get("headers"))
+        first: dict[str, str] = {}
+        for name in headers:
+            other = first.setdefault(name.lower(), name)
+            if other != name:
+                here = (*at, "match", "headers", name)
+                yield here, (f"{format_path(here)}: repeats header {other!r} "
+                             "(header names are case-insensitive)")
+        code = _mapping(rule.get("respond")).get("error")
+        if self.error_codes is None or not isinstance(code, str):
+            return
+        provider = match.get("provider")
+        if provider is None:
+            # a rule for any provider must render its error in each provider's shape
+            providers = sorted(self.error_codes)
+        elif provider in self.error_codes:
+            providers = [provider]
+        else:
+            return
+        here = (*at, "respond", "error")
+        for name in providers:
+            known = self.error_codes[name]
+            if code not in known:
+                yield here, (f"{format_path(here)}: unknown error code {code!r} for {name} "
+                             f"(known: {', '.join(sorted(known))})")
+
+
+def _at(document: dict[str, Any], path: NodePath) -> Any:
+    node: Any = document
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: object) -> list[tuple[int, dict[str, Any]]]:
+    if not isinstance(value, list):
+        return []
+    return [(index, item) for index, item in enumerate(value) if isinstance(item, dict)]
+
+
+def _money(value: object) -> Decimal | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_amount(value)
+    except ValueError:
+        return None
+
+
+def _text(amount: Decimal) -> str:
+    return f"{amount:.2f}"

@@ -1,0 +1,70 @@
+"""Shared fixtures: the app from its factory, a controllable time source, sandbox credentials."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from starlette.testclient import TestClient
+
+from mock_server.app import SandboxApp, create_app
+from mock_server.settings import Settings
+
+START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
+AFTERPAY_MERCHANT = "100101382"
+AFTERPAY_SECRET = "sandbox-secret-key"
+USER_AGENT = "TestModule/1.0.0 (Python/3.11; Merchant/100101382) https://merchant.example.com"
+
+
+class ManualTime:
+    """The injected base time source: it only moves when a test moves it."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+def basic(merchant: str = AFTERPAY_MERCHANT, secret: str = AFTERPAY_SECRET) -> str:
+    return "Basic " + base64.b64encode(f"{merchant}:{secret}".encode()).decode()
+
+
+AFTERPAY_HEADERS = {"Authorization": basic(), "User-Agent": USER_AGENT,
+                    "Content-Type": "application/json", "Accept": "application/json"}
+
+
+@pytest.fixture
+def time_source() -> ManualTime:
+    return ManualTime()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(seed=7)
+
+
+@pytest.fixture
+def app(settings: Settings, time_source: ManualTime) -> SandboxApp:
+    return create_app(settings, time_source=time_source)
+
+
+@pytest.fixture
+def client(app: SandboxApp) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def optty_token(client: TestClient, client_id: str = "sandbox-client",
+                secret: str = "sandbox-secret", session: str | None = None) -> str:
+    headers = {"X-Sandbox-Session": session} if session else {}
+    answer = client.post("/token", data={"client_id": client_id, "client_secret": secret,
+                                         "grant_type": "client_credentials",
+                                         "scope": "api-user"}, headers=headers)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["access_token"])

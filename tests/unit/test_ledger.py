@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from mock_server.core.ledger import (
+    IN_FLIGHT,
+    InMemoryLedger,
+    RefundEntry,
+    RefundExceeded,
+    StoredAnswer,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+KEY = ("afterpay", "m1", "p1")
+
+
+def _builder(amount: str, answer: StoredAnswer | None = None):
+    def build(_left: Decimal) -> tuple[RefundEntry, StoredAnswer | None]:
+        return RefundEntry("r", Decimal(amount), NOW), answer
+    return build
+
+
+def test_refund_records_and_reduces_what_is_left() -> None:
+    ledger = InMemoryLedger()
+    ledger.open(KEY, "AUD", Decimal("100.00"))
+    ledger.refund(KEY, Decimal("30.00"), _builder("30.00"))
+    view = ledger.view(KEY)
+    assert view is not None
+    assert view.refunded == Decimal("30.00")
+    assert view.remaining == Decimal("70.00")
+    assert len(view.refunds) == 1
+
+
+def test_refund_above_what_is_left_records_nothing() -> None:
+    ledger = InMemoryLedger()
+    ledger.open(KEY, "AUD", Decimal("10.00"))
+    with pytest.raises(RefundExceeded) as caught:
+        ledger.refund(KEY, Decimal("10.01"), _builder("10.01"))
+    assert caught.value.remaining == Decimal("10.00")
+    view = ledger.view(KEY)
+    assert view is not None and view.refunds == () and view.refunded == 0
+
+
+def test_seeded_refunds_count_against_captured() -> None:
+    ledger = InMemoryLedger()
+    ledger.open(KEY, "AUD", Decimal("50"), [RefundEntry("a", Decimal("20"), NOW)])
+    with pytest.raises(RefundExceeded):
+        ledger.refund(KEY, Decimal("30.01"), _builder("30.01"))
+
+
+def test_claim_then_store_then_replay() -> None:
+    ledger = InMemoryLedger()
+    ledger.open(KEY, "AUD", Decimal("100"))
+    idem = ("afterpay", "m1", "req", "ref")
+    assert ledger.claim(idem, NOW) is None
+    assert ledger.claim(idem, NOW) is IN_FLIGHT
+    answer = StoredAnswer(201, (), b"{}", "fp", NOW + timedelta(days=7))
+    ledger.refund(KEY, Decimal("1"), _builder("1", answer), idem)
+    assert ledger.claim(idem, NOW) is answer
+
+
+def test_stored_answer_expires() -> None:
+    ledger = InMemoryLedger()
+    ledger.open(KEY, "AUD", Decimal("100"))
+    idem = ("k",)
+    ledger.claim(idem, NOW)
+    answer = StoredAnswer(201, (), b"{}", "fp", NOW + timedelta(days=7))
+    ledger.refund(KEY, Decimal("1"), _builder("1", answer), idem)
+    assert ledger.claim(idem, NOW + timedelta(days=7)) is None
+
+
+def test_release_frees_a_failed_claim() -> None:
+    ledger = InMemoryLedger()
+    ledger.claim(("k",), NOW)
+    ledger.release(("k",))
+    assert ledger.claim(("k",), NOW) is None
+
+
+def test_settle_reverse_gives_the_money_back() -> None:
+    ledger = InMemoryLedger()
+    ledger.open(KEY, "AUD", Decimal("10"))
+    ledger.refund(KEY, Decimal("10"), lambda _l: (RefundEntry("x", Decimal("10"), NOW), None))
+    ledger.settle(KEY, "x", {"status": "FAILED"}, reverse=True)
+    view = ledger.view(KEY)
+    assert view is not None and view.remaining == Decimal("10")
+    assert view.refunds[0].details["status"] == "FAILED"
+
+
+def test_threads_racing_never_exceed_captured() -> None:
+    ledger = InMemoryLedger()
+    ledger.open(KEY, "AUD", Decimal("100.00"))
+    successes: list[int] = []
+    barrier = threading.Barrier(16)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(50):
+            try:
+                ledger.refund(KEY, Decimal("0.30"), _builder("0.30"))
+                successes.append(1)
+            except RefundExceeded:
+                pass
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    view = ledger.view(KEY)
+    assert view is not None
+    assert len(successes) == 333  # floor(100 / 0.30)
+    assert view.refunded == Decimal("99.90") <= view.captured
