@@ -58,10 +58,15 @@ def _clock(session: Session) -> dict[str, Any]:
 def _json_object(ctx: Context) -> dict[str, Any]:
     try:
         value = json.loads(ctx.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise AdminError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise AdminError(400, "invalid_request", "body must be a JSON object")
+    assert ctx.operation is not None
+    violations = ctx.operation.validate_body(value)
+    if violations:
+        raise AdminError(400, "invalid_request",
+                         "; ".join(f"{v.dotted or 'body'}: {v.message}" for v in violations))
     return value
 
 

@@ -107,3 +107,13 @@ def test_check_reports_file_line_and_exits_1(tmp_path: Path,
 def test_check_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(tmp_path / "nope.yaml")]) == 1
     assert capsys.readouterr().out.startswith(f"{tmp_path / 'nope.yaml'}:1: cannot read")
+
+
+def test_python_dash_m_is_the_same_command() -> None:
+    import subprocess
+    import sys
+
+    from mock_server import __version__
+    done = subprocess.run([sys.executable, "-m", "mock_server", "--version"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == f"mock-server {__version__}"
