@@ -16,7 +16,7 @@ from mock_server.core.http import Context, Problem, ProviderApp
 from mock_server.core.journal import finish
 from mock_server.core.openapi import Spec
 from mock_server.core.scenarios import Scenario, load_scenario_paths
-from mock_server.core.world import DEFAULT_SESSION, SESSION_NAME, World
+from mock_server.core.world import DEFAULT_SESSION, SESSION_NAME, ProviderModel, World
 from mock_server.resources import default_scenario_path, spec_path
 from mock_server.settings import Settings
 
@@ -188,7 +188,7 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
     specs = {name: Spec.load(name, spec_path(name)) for name in ("admin", "afterpay", "optty")}
     afterpay = AfterpayApp(specs["afterpay"])
     optty = OpttyApp(specs["optty"], settings)
-    models = [afterpay.model, optty.model]
+    models: list[ProviderModel] = [afterpay.model, optty.model]
     error_codes = {m.name: m.error_codes for m in models}
     startup = list(scenarios) if scenarios is not None else load_startup(settings, error_codes)
     world = World(settings, models, startup, time_source=time_source)

@@ -14,7 +14,7 @@ import urllib.request
 def probe(url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - local URL
-            return answer.status == 200 and json.load(answer).get("status") == "ok"
+            return bool(answer.status == 200 and json.load(answer).get("status") == "ok")
     except (urllib.error.URLError, OSError, ValueError):
         return False
 

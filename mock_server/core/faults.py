@@ -1,4 +1,4 @@
-"""Fault rules loaded from scenario documents, with their counters (matching comes with the engine)."""
+"""Fault rules loaded from scenario documents, with their counters."""
 
 from __future__ import annotations
 

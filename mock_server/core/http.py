@@ -59,9 +59,14 @@ Handler = Callable[[Context], Awaitable[Response]]
 
 
 class ProviderApp(Protocol):
-    name: str
-    spec: Spec
-    handlers: Mapping[str, Handler]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def spec(self) -> Spec: ...
+
+    @property
+    def handlers(self) -> Mapping[str, Handler]: ...
 
     def owns(self, path: str) -> bool:
         """Whether an unknown path belongs to this provider (its error shape answers it)."""

@@ -1,4 +1,4 @@
-"""The thinnest end-to-end path: Basic auth, refund recorded, 201 in the recorded shape, read back."""
+"""The thinnest end-to-end path: Basic auth, refund recorded, 201 in the recorded shape."""
 
 from __future__ import annotations
 
