@@ -285,14 +285,16 @@ def _in_process(settings: Settings) -> Iterator[SandboxServer]:
         thread.join(timeout=settings.shutdown_timeout.total_seconds() + 5)
 
 
-def _external(url: str, admin_token: str | None) -> SandboxServer:
+def connect(url: str, admin_token: str | None = None,
+            timeout: float = STARTUP_TIMEOUT) -> SandboxServer:
+    """A sandbox running elsewhere (a service container, `mock-server serve &`), once its health
+    check answers; for a `sandbox_server` fixture of your own (see the README's CI section)."""
     running = SandboxServer(url, admin_token=admin_token)
-    # a sandbox started just before the tests (`mock-server serve &`) gets a moment to come up
-    deadline = time.monotonic() + STARTUP_TIMEOUT
+    deadline = time.monotonic() + timeout
     while not running.healthy():
         if time.monotonic() > deadline:
             pytest.fail(f"no sandbox answers at {running.url}/__admin/health "
-                        f"(--sandbox-url / ${URL_ENV})", pytrace=False)
+                        f"within {timeout:.0f}s", pytrace=False)
         time.sleep(0.1)
     return running
 
@@ -316,24 +318,30 @@ def sandbox_server(pytestconfig: pytest.Config, sandbox_settings: Settings
     """The sandbox of this test run. Under pytest-xdist every worker runs its own."""
     url = pytestconfig.getoption("sandbox_url") or os.environ.get(URL_ENV)
     if url:
-        yield _external(url, os.environ.get(ADMIN_TOKEN_ENV))
+        yield connect(url, os.environ.get(ADMIN_TOKEN_ENV))
     else:
         yield from _in_process(sandbox_settings)
 
 
 @pytest.fixture
 def sandbox(request: pytest.FixtureRequest, sandbox_server: SandboxServer
-            ) -> SandboxSession:
+            ) -> Iterator[SandboxSession]:
     """This test's own sandbox session, fresh from the startup world; nothing another test
     does (in this process, another xdist worker, or on a shared server) is visible in it."""
     session = sandbox_server.session(session_name(request.node.nodeid))
-    session.reset()  # a rerun of the same test starts clean too
+    if sandbox_server.app is None:
+        # a shared server may hold this name from an earlier run
+        session.reset()
     folder = Path(str(request.node.path)).parent
     for marker in reversed(list(request.node.iter_markers("sandbox_scenario"))):
         for document in marker.args:
             session.load_scenario(_relative_to(folder, document))
     request.node.stash[_SESSION_KEY] = session
-    return session
+    yield session
+    if sandbox_server.app is not None:
+        # an in-process server forgets the session (a long run keeps no dead worlds in memory);
+        # a rerun of this test starts again from the startup world
+        sandbox_server.app.world.discard(session.name)
 
 
 _SESSION_KEY = pytest.StashKey[SandboxSession]()
