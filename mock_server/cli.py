@@ -221,8 +221,10 @@ def serve(settings: Settings, app: Any = None) -> int:
     log.info("refund-mock-server %s listening on http://%s:%s",
              __version__, f"[{host}]" if ":" in host else host, port)
     grace = settings.shutdown_timeout.total_seconds()
+    # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                            log_level=settings.log_level, timeout_graceful_shutdown=grace)
+                            log_level=settings.log_level,
+                            timeout_graceful_shutdown=grace)  # type: ignore[arg-type]
     server = _server_class()(config, app, grace)
     previous = {sig: signal.signal(sig, _after_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

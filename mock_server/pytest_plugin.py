@@ -12,7 +12,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -149,14 +149,14 @@ class SandboxSession:
         source = "<test>"
         if isinstance(scenario, Mapping):
             data = json.dumps(scenario).encode()
+        elif isinstance(scenario, bytes):
+            data = scenario
         elif _is_path(scenario):
             path = Path(scenario)
             data = path.read_bytes()
             source = str(path)
         elif isinstance(scenario, str):
             data = scenario.encode()
-        elif isinstance(scenario, bytes):
-            data = scenario
         else:
             raise TypeError(f"a scenario is a dict, YAML/JSON text or a path, not {scenario!r}")
         result: dict[str, Any] = self._admin(
@@ -241,7 +241,6 @@ def session_name(nodeid: str) -> str:
 
 
 def _in_process(settings: Settings) -> Iterator[SandboxServer]:
-    import logging
     import socket
 
     import uvicorn
@@ -254,16 +253,14 @@ def _in_process(settings: Settings) -> Iterator[SandboxServer]:
     except ScenarioError as err:
         pytest.fail("the sandbox's startup world is invalid:\n" + "\n".join(err.problems),
                     pytrace=False)
-    # the access lines land in pytest's captured log, shown with a failing test
-    access = logging.getLogger("mock_server.access")
-    if access.level == logging.NOTSET:
-        access.setLevel(logging.INFO)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    grace = settings.shutdown_timeout.total_seconds()
+    # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
                             log_level=None,
-                            timeout_graceful_shutdown=settings.shutdown_timeout.total_seconds())
+                            timeout_graceful_shutdown=grace)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     # not the main thread, so uvicorn leaves the test run's signal handlers alone
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
@@ -282,14 +279,15 @@ def _in_process(settings: Settings) -> Iterator[SandboxServer]:
         yield running
     finally:
         server.should_exit = True
-        thread.join(timeout=settings.shutdown_timeout.total_seconds() + 5)
+        thread.join(timeout=grace + 5)
 
 
 def connect(url: str, admin_token: str | None = None,
-            timeout: float = STARTUP_TIMEOUT) -> SandboxServer:
+            timeout: float | None = None) -> SandboxServer:
     """A sandbox running elsewhere (a service container, `mock-server serve &`), once its health
     check answers; for a `sandbox_server` fixture of your own (see the README's CI section)."""
     running = SandboxServer(url, admin_token=admin_token)
+    timeout = STARTUP_TIMEOUT if timeout is None else timeout
     deadline = time.monotonic() + timeout
     while not running.healthy():
         if time.monotonic() > deadline:
@@ -348,7 +346,8 @@ _SESSION_KEY = pytest.StashKey[SandboxSession]()
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, Any, None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     session = item.stash.get(_SESSION_KEY, None)

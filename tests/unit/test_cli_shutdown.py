@@ -120,7 +120,7 @@ SCRIPT = textwrap.dedent("""
     from mock_server.app import create_app
     from mock_server.settings import Settings
 
-    settings = Settings(port=0, seed=1, shutdown_timeout=timedelta(seconds=2))
+    settings = Settings(port=0, seed=1, shutdown_timeout=timedelta(seconds=1))
     app = create_app(settings)
     afterpay = app.providers[1]
     ping = afterpay.handlers["ping"]
@@ -128,7 +128,7 @@ SCRIPT = textwrap.dedent("""
 
     async def slow_ping(ctx):
         log.info("ping started")
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
         return await ping(ctx)
 
     async def deliver():
@@ -164,7 +164,7 @@ def test_in_flight_request_finishes_and_pending_work_is_delivered_or_reported(
     assert answers == [(200, b"pong")]
     log = server.log()
     expected = [
-        "SIGTERM received: finishing 1 request(s) in flight (at most 2.0s)",
+        "SIGTERM received: finishing 1 request(s) in flight (at most 1.0s)",
         "access GET /ping 200 ",
         "delivered callback cb-1",
         "shutdown: not finished: callback cb-2 to http://127.0.0.1:9/optty: connection refused",
