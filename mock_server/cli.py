@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -163,8 +164,13 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        reason = "address already in use" if exc.errno in (98, 48) else exc.strerror or str(exc)
-        _fail(f"cannot listen on {host}:{port}: {reason} (--port / MOCK_SERVER_PORT)")
+        if exc.errno == errno.EADDRINUSE:
+            reason = "address already in use (--port / MOCK_SERVER_PORT)"
+        elif exc.errno == errno.EACCES:
+            reason = "permission denied (--port / MOCK_SERVER_PORT; below 1024 needs privileges)"
+        else:
+            reason = f"{exc.strerror or exc} (--host / MOCK_SERVER_HOST)"
+        _fail(f"cannot listen on {host}:{port}: {reason}")
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock

@@ -43,6 +43,13 @@ def refund(base_url, order_id, amount, request_id="r-1"):
 '''
 
 
+@pytest.fixture(autouse=True)
+def in_process_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a developer's own MOCK_SERVER_URL must not turn the inner runs' sandboxes external
+    monkeypatch.delenv("MOCK_SERVER_URL", raising=False)
+    monkeypatch.delenv("MOCK_SERVER_ADMIN_TOKEN", raising=False)
+
+
 def test_the_plugin_is_registered_through_the_pytest11_entry_point() -> None:
     found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="pytest11")}
     assert found.get("refund_mock_server") == "mock_server.pytest_plugin"

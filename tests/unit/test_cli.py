@@ -135,6 +135,7 @@ def test_an_address_that_is_not_here_is_one_line(
     # 203.0.113.0/24 is TEST-NET-3: never an address of this machine
     err = fails_with(capsys, ["serve", "--host", "203.0.113.7", "--port", "0"])
     assert err.startswith("mock-server: error: cannot listen on 203.0.113.7:0: ")
+    assert err.endswith(" (--host / MOCK_SERVER_HOST)\n")
     assert err.count("\n") == 1
 
 
