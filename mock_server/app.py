@@ -84,9 +84,26 @@ class SandboxApp:
                                       + self.settings.shutdown_timeout.total_seconds())
         return max(self.shutdown_deadline - time.monotonic(), MIN_HOOK_SECONDS)
 
+    def pending_callbacks(self) -> list[str]:
+        """What providers still have to send (a provider may list it with pending_callbacks())."""
+        found: list[str] = []
+        for provider in self.providers:
+            pending = getattr(provider, "pending_callbacks", None)
+            if callable(pending):
+                try:
+                    found.extend(str(item) for item in pending())
+                except Exception:
+                    log.exception("shutdown: %s could not list its pending callbacks",
+                                  provider.name)
+        return found
+
     async def _run_shutdown_hooks(self) -> None:
         # Every hook runs, whatever the one before did; what is left undone is logged, so a
         # pending callback is either delivered or reported, never silently dropped.
+        waiting = self.pending_callbacks()
+        if waiting:
+            log.info("shutdown: %d callback(s) pending", len(waiting))
+        reported: set[str] = set()
         for hook in self.shutdown_hooks:
             name = getattr(hook, "__qualname__", None) or repr(hook)
             budget = self.shutdown_remaining()
@@ -99,7 +116,11 @@ class SandboxApp:
                 log.exception("shutdown: %s failed", name)
                 continue
             for item in [left] if isinstance(left, str) else list(left or ()):
+                reported.add(str(item))
                 log.warning("shutdown: not finished: %s", item)
+        for item in self.pending_callbacks():
+            if item not in reported:
+                log.warning("shutdown: not delivered: %s", item)
 
     def route(self, path: str) -> tuple[ProviderApp, Any]:
         for provider in self.providers:

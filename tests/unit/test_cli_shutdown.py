@@ -216,6 +216,30 @@ def test_every_hook_runs_and_what_is_left_is_logged(caplog: pytest.LogCaptureFix
     ]
 
 
+def test_pending_callbacks_are_delivered_by_a_hook_or_reported(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(Settings(seed=1))
+    optty = app.providers[2]
+    pending = ["REFUND_CALLBACK ORD-1004 -> http://127.0.0.1:9/a",
+               "REFUND_CALLBACK ORD-1005 -> http://127.0.0.1:9/b",
+               "REFUND_CALLBACK ORD-1006 -> http://127.0.0.1:9/c"]
+    optty.pending_callbacks = lambda: list(pending)  # type: ignore[attr-defined]
+
+    async def drain() -> list[str]:
+        pending.remove(pending[0])  # delivered
+        return [pending[1]]  # given up on, and says so itself
+
+    app.shutdown_hooks.append(drain)
+    with caplog.at_level(logging.INFO, logger="mock_server"), TestClient(app):
+        pass
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("shutdown:")]
+    assert said == [
+        "shutdown: 3 callback(s) pending",
+        "shutdown: not finished: REFUND_CALLBACK ORD-1006 -> http://127.0.0.1:9/c",
+        "shutdown: not delivered: REFUND_CALLBACK ORD-1005 -> http://127.0.0.1:9/b",
+    ]
+
+
 def test_hooks_share_what_is_left_of_the_grace_period() -> None:
     app = create_app(Settings(seed=1, shutdown_timeout=timedelta(seconds=30)))
     app.shutdown_deadline = time.monotonic() + 10
