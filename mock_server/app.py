@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
@@ -28,6 +29,12 @@ WARNING_HEADER = "x-sandbox-warning"
 _SESSION_PREFIX = "/sessions/"
 
 
+# A shutdown hook returns None, or what it could not finish (one line each) to be reported.
+ShutdownHook = Callable[[], Awaitable[Iterable[str] | None]]
+# however little of the grace period in-flight requests left, each hook gets this much to report
+MIN_HOOK_SECONDS = 1.0
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -43,7 +50,10 @@ class SandboxApp:
         self.fallback: ProviderApp | None = self.providers[-1] if self.providers else None
         self.started_at = time.monotonic()
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
-        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_hooks: list[ShutdownHook] = []
+        # time.monotonic() by which shutdown must be done; the server sets it when a signal
+        # arrives, so the hooks get what in-flight requests left of the grace period
+        self.shutdown_deadline: float | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -63,10 +73,54 @@ class SandboxApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                for hook in self.shutdown_hooks:
-                    await hook()
+                await self._run_shutdown_hooks()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def shutdown_remaining(self) -> float:
+        """Seconds left of the shutdown grace period (a hook's budget, e.g. to drain callbacks)."""
+        if self.shutdown_deadline is None:
+            self.shutdown_deadline = (time.monotonic()
+                                      + self.settings.shutdown_timeout.total_seconds())
+        return max(self.shutdown_deadline - time.monotonic(), MIN_HOOK_SECONDS)
+
+    def pending_callbacks(self) -> list[str]:
+        """What providers still have to send (a provider may list it with pending_callbacks())."""
+        found: list[str] = []
+        for provider in self.providers:
+            pending = getattr(provider, "pending_callbacks", None)
+            if callable(pending):
+                try:
+                    found.extend(str(item) for item in pending())
+                except Exception:
+                    log.exception("shutdown: %s could not list its pending callbacks",
+                                  provider.name)
+        return found
+
+    async def _run_shutdown_hooks(self) -> None:
+        # Every hook runs, whatever the one before did; what is left undone is logged, so a
+        # pending callback is either delivered or reported, never silently dropped.
+        waiting = self.pending_callbacks()
+        if waiting:
+            log.info("shutdown: %d callback(s) pending", len(waiting))
+        reported: set[str] = set()
+        for hook in self.shutdown_hooks:
+            name = getattr(hook, "__qualname__", None) or repr(hook)
+            budget = self.shutdown_remaining()
+            try:
+                left = await asyncio.wait_for(hook(), budget)
+            except TimeoutError:
+                log.warning("shutdown: %s did not finish within %.1fs; stopped it", name, budget)
+                continue
+            except Exception:
+                log.exception("shutdown: %s failed", name)
+                continue
+            for item in [left] if isinstance(left, str) else list(left or ()):
+                reported.add(str(item))
+                log.warning("shutdown: not finished: %s", item)
+        for item in self.pending_callbacks():
+            if item not in reported:
+                log.warning("shutdown: not delivered: %s", item)
 
     def route(self, path: str) -> tuple[ProviderApp, Any]:
         for provider in self.providers:

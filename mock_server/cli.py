@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import signal
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from datetime import timedelta
@@ -72,6 +75,8 @@ _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
     "idempotency-ttl": (_duration, "how long idempotent answers are kept (default 7d)"),
     "journal-size": (_positive_int, "request journal entries kept per session (default 10000)"),
     "max-body-bytes": (_positive_int, "largest request body accepted (default 1048576)"),
+    "shutdown-timeout": (_duration, "on SIGTERM/SIGINT, how long in-flight requests and pending "
+                                    "callbacks get to finish (default 5s)"),
 }
 _CHOICES = {"log-format": ("text", "json"), "log-level": ("debug", "info", "warning", "error")}
 
@@ -142,41 +147,101 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_USAGE)
 
 
+def _fail_lines(problems: Sequence[str]) -> NoReturn:
+    # one line per problem, each saying what and where ("file:line: what")
+    sys.stderr.writelines(f"mock-server: error: {problem}\n" for problem in problems)
+    raise SystemExit(EXIT_USAGE)
+
+
 def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (--host / MOCK_SERVER_HOST)")
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock.bind(address)
     except OSError as exc:
         sock.close()
-        reason = "address already in use" if exc.errno in (98, 48) else exc.strerror
+        if exc.errno == errno.EADDRINUSE:
+            reason = "address already in use (--port / MOCK_SERVER_PORT)"
+        elif exc.errno == errno.EACCES:
+            reason = "permission denied (--port / MOCK_SERVER_PORT; below 1024 needs privileges)"
+        else:
+            reason = f"{exc.strerror or exc} (--host / MOCK_SERVER_HOST)"
         _fail(f"cannot listen on {host}:{port}: {reason}")
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
-def serve(settings: Settings) -> int:
+def _server_class() -> type:
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        """uvicorn's server, with the sandbox's way of stopping: on SIGTERM/SIGINT, stop
+        accepting, let in-flight requests finish, run the shutdown hooks (pending callbacks are
+        delivered or reported), all within --shutdown-timeout; then exit 0."""
+
+        def __init__(self, config: uvicorn.Config, app: Any, grace: float) -> None:
+            super().__init__(config)
+            self.sandbox = app
+            self.grace = grace
+            self.stopped_by: str | None = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not self.should_exit:
+                self.stopped_by = signal.Signals(sig).name
+                self.sandbox.shutdown_deadline = time.monotonic() + self.grace
+                logging.getLogger("mock_server").info(
+                    "%s received: finishing %d request(s) in flight (at most %.1fs)",
+                    self.stopped_by, len(self.server_state.tasks), self.grace)
+            super().handle_exit(sig, frame)
+
+    return _Server
+
+
+def _after_stop(sig: int, frame: Any) -> None:
+    """uvicorn raises the signal again once it has stopped, so that the default action ends the
+    process; the sandbox has shut down cleanly by then and exits 0 instead."""
+
+
+def serve(settings: Settings, app: Any = None) -> int:
     import uvicorn
 
     from mock_server.app import create_app
     from mock_server.core.scenarios import ScenarioError
     from mock_server.logs import configure_logging
 
-    configure_logging(settings.log_format, settings.log_level)
-    try:
-        app = create_app(settings)
-    except ScenarioError as err:
-        _fail("invalid scenario\n" + str(err))
+    configure_logging(settings.log_format, settings.log_level,
+                      secrets=(settings.admin_token, settings.jwt_secret))
+    log = logging.getLogger("mock_server")
+    if app is None:
+        try:
+            app = create_app(settings)
+        except ScenarioError as err:
+            _fail_lines(err.problems)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
-    logging.getLogger("mock_server").info(
-        "refund-mock-server %s listening on http://%s:%s", __version__, host, port)
+    log.info("refund-mock-server %s listening on http://%s:%s",
+             __version__, f"[{host}]" if ":" in host else host, port)
+    grace = settings.shutdown_timeout.total_seconds()
+    # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                            log_level=settings.log_level, timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+                            log_level=settings.log_level,
+                            timeout_graceful_shutdown=grace)  # type: ignore[arg-type]
+    server = _server_class()(config, app, grace)
+    previous = {sig: signal.signal(sig, _after_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    except SystemExit:
+        # uvicorn exits 3 when a start-up hook fails, after logging why
+        _fail("the sandbox did not start: a start-up hook failed (see the log above)")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("stopped%s", f" ({server.stopped_by})" if server.stopped_by else "")
     return 0
 
 
@@ -205,7 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
     except argparse.ArgumentTypeError as exc:
         _fail(str(exc))
-    return serve(settings)
+    try:
+        return serve(settings)
+    except KeyboardInterrupt:
+        # Ctrl+C before the server was up: nothing was in flight, nothing to report
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,38 +1,150 @@
-"""Logging set-up: one access line per request, as text or JSON."""
+"""Logging set-up: one access line per request, as text or JSON, with secrets masked."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
-from typing import Any
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
-_ACCESS_FIELDS = ("session", "provider", "operation", "method", "path", "status", "duration_ms",
-                  "fault")
+ACCESS_LOGGER = "mock_server.access"
+ACCESS_FIELDS = ("session", "provider", "operation", "method", "path", "status", "duration_ms",
+                 "fault")
+MASK = "[REDACTED]"
+
+# What a log line must never carry, wherever it comes from (a handler's exception text, uvicorn,
+# a future log call): JWTs, the credentials of an Authorization header, and secret-looking fields
+# of a form, JSON or query string. The access line itself holds no header and no body.
+_SECRETS = re.compile(
+    r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
+    r"|(?P<scheme>\b(?:Basic|Bearer|Digest)\s+)[A-Za-z0-9._~+/=-]{4,}"
+    r"|(?P<field>\b(?:client_secret|secret_?key|secret|password|passwd|access_token"
+    r"|refresh_token|api_?key|token)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',;}]+",
+    re.IGNORECASE)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    return (match.group("scheme") or match.group("field") or "") + MASK
+
+
+class SecretMask:
+    """Replaces secrets in a finished log line: the patterns above, and the values this server
+    was configured with (admin token, JWT key) wherever they appear."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        # longest first, so a secret that contains another is masked whole
+        self.literals = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for literal in self.literals:
+            if literal in text:
+                text = text.replace(literal, MASK)
+        return _SECRETS.sub(_mask_match, text)
+
+
+def _utc(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+_PLAIN = re.compile(r"^[\x21-\x7e\u00a0-\u2027\u202a-\uffff]*$")
+
+
+def _text_value(value: object) -> str:
+    """A field as `key=value` shows it: quoted and escaped when it has spaces or control
+    characters (a percent-decoded path may hold a newline; it must not start a forged line)."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = str(value)
+    return text if text and _PLAIN.match(text) else json.dumps(text)
+
+
+def access_text(record: logging.LogRecord) -> str:
+    """`POST /v2/payments/1/refund 201 3.2ms session=t1 provider=afterpay operation=createRefund`
+    plus `fault=...` when a fault rule shaped the answer."""
+    fields = record.__dict__
+    duration = fields.get("duration_ms")
+    parts = [_text_value(fields.get("method", "-")), _text_value(fields.get("path", "-")),
+             str(fields.get("status", "-")),
+             f"{duration:.1f}ms" if isinstance(duration, int | float) else "-"]
+    for name in ("session", "provider", "operation"):
+        value = fields.get(name)
+        parts.append(f"{name}={_text_value(value) if value is not None else '-'}")
+    fault = fields.get("fault")
+    if fault:
+        parts.append(f"fault={_text_value(fault)}")
+    return " ".join(parts)
+
+
+def _is_access(record: logging.LogRecord) -> bool:
+    return record.name == ACCESS_LOGGER and "status" in record.__dict__
+
+
+class TextFormatter(logging.Formatter):
+    """`2026-11-01T09:00:00.123Z INFO access POST /ping 200 0.4ms session=default ...`"""
+
+    def __init__(self, mask: SecretMask | None = None) -> None:
+        super().__init__()
+        self.mask = mask or SecretMask()
+
+    def format(self, record: logging.LogRecord) -> str:
+        if _is_access(record):
+            line = f"{_utc(record)} {record.levelname} access {access_text(record)}"
+        else:
+            # uvicorn says everything that is not an access line on "uvicorn.error"
+            name = "uvicorn" if record.name == "uvicorn.error" else record.name
+            line = f"{_utc(record)} {record.levelname} {name}: {record.getMessage()}"
+            if record.exc_info:
+                line += "\n" + self.formatException(record.exc_info)
+            elif record.exc_text:
+                line += "\n" + record.exc_text
+        return self.mask(line)
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the access fields."""
+
+    def __init__(self, mask: SecretMask | None = None) -> None:
+        super().__init__()
+        self.mask = mask or SecretMask()
+
     def format(self, record: logging.LogRecord) -> str:
+        access = _is_access(record)
         payload: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": _utc(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": access_text(record) if access else record.getMessage(),
         }
-        for name in _ACCESS_FIELDS:
-            if hasattr(record, name):
-                payload[name] = getattr(record, name)
+        if access:
+            for name in ACCESS_FIELDS:
+                payload[name] = record.__dict__.get(name)
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str)
+        masked = {key: self._masked(value) for key, value in payload.items()}
+        # json.dumps escapes every newline: one record is always exactly one line
+        return json.dumps(masked, ensure_ascii=False, default=str, separators=(",", ":"))
+
+    def _masked(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {k: self._masked(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._masked(v) for v in value]
+        return value
 
 
-def configure_logging(fmt: str = "text", level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+def configure_logging(fmt: str = "text", level: str = "info", *,
+                      secrets: Iterable[str | None] = (), stream: TextIO | None = None) -> None:
+    """The server's logging: one handler on the root logger (uvicorn's loggers propagate to it),
+    writing to stderr, every line masked."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    mask = SecretMask(secrets)
+    handler.setFormatter(JsonFormatter(mask) if fmt == "json" else TextFormatter(mask))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -23,3 +23,5 @@ class Settings:
     idempotency_ttl: timedelta = field(default_factory=lambda: timedelta(days=7))
     journal_size: int = 10_000
     max_body_bytes: int = 1024 * 1024
+    # on SIGTERM/SIGINT: in-flight requests, then shutdown hooks (pending callbacks), share this
+    shutdown_timeout: timedelta = field(default_factory=lambda: timedelta(seconds=5))

@@ -110,6 +110,14 @@ class World:
     def sessions(self) -> list[Session]:
         return list(self._sessions.values())
 
+    def discard(self, name: str) -> bool:
+        """Forgets a session (the pytest fixture's teardown: a long test run keeps no dead
+        worlds); the next request naming it starts again from the startup world."""
+        if name == DEFAULT_SESSION:
+            return False
+        with self._lock:
+            return self._sessions.pop(name, None) is not None
+
     def _build(self, name: str) -> Session:
         session = Session(
             name=name,

@@ -1,0 +1,74 @@
+"""The README's CI section stays true: every flag in the environment table, examples that parse,
+a health check that answers as documented."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mock_server import cli, pytest_plugin
+from mock_server.pytest_plugin import SandboxServer
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.fixture(scope="module")
+def ci_section() -> str:
+    return README.read_text().split("\n## CI\n", 1)[1].split("\n## ", 1)[0]
+
+
+def blocks(section: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", section, re.S)
+
+
+def test_environment_table_lists_every_serve_flag(ci_section: str) -> None:
+    rows = re.findall(r"^\| `(MOCK_SERVER_[A-Z_]+)` \| `(--[a-z-]+)` \|", ci_section, re.M)
+    expected = [(cli.ENV_PREFIX + flag.upper().replace("-", "_"), f"--{flag}")
+                for flag in cli._SERVE_FLAGS]
+    assert rows == expected
+
+
+def test_github_actions_example_waits_for_the_health_check(ci_section: str) -> None:
+    workflow = yaml.safe_load(blocks(ci_section, "yaml")[0])
+    service = workflow["jobs"]["test"]["services"]["sandbox"]
+    assert "--health-cmd \"python -m mock_server.healthcheck\"" in service["options"]
+    assert service["ports"] == ["8080:8080"]
+    assert workflow["jobs"]["test"]["env"][pytest_plugin.URL_ENV] == "http://localhost:8080"
+    known = {cli.ENV_PREFIX + f.upper().replace("-", "_") for f in cli._SERVE_FLAGS}
+    assert set(service["env"]) <= known
+
+
+def test_compose_example_starts_tests_once_the_sandbox_is_healthy(ci_section: str) -> None:
+    compose = yaml.safe_load(blocks(ci_section, "yaml")[1])
+    sandbox, tests = compose["services"]["sandbox"], compose["services"]["tests"]
+    assert sandbox["healthcheck"]["test"] == ["CMD", "python", "-m", "mock_server.healthcheck"]
+    assert tests["depends_on"] == {"sandbox": {"condition": "service_healthy"}}
+    known = {cli.ENV_PREFIX + f.upper().replace("-", "_") for f in cli._SERVE_FLAGS}
+    assert set(sandbox["environment"]) <= known
+
+
+def test_testcontainers_example_compiles_against_the_plugin(ci_section: str) -> None:
+    [code] = blocks(ci_section, "python")
+    compile(code, "conftest.py", "exec")
+    assert "from mock_server.pytest_plugin import connect" in code
+    assert callable(pytest_plugin.connect)
+
+
+def test_health_check_answers_as_documented(sandbox_server: SandboxServer) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"{sandbox_server.url}/__admin/health", timeout=10) as answer:
+        assert answer.status == 200
+        body = json.load(answer)
+    assert body["status"] == "ok" and set(body) == {"status", "version", "sessions",
+                                                    "uptimeSeconds"}
+    probe = [sys.executable, "-m", "mock_server.healthcheck"]
+    up = subprocess.run([*probe, f"{sandbox_server.url}/__admin/health"], timeout=60, check=False)
+    down = subprocess.run([*probe, "http://127.0.0.1:9/__admin/health"], timeout=60, check=False)
+    assert (up.returncode, down.returncode) == (0, 1)
