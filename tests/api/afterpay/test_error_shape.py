@@ -39,9 +39,9 @@ def test_recorded_not_found_layout(afterpay) -> None:
     error_id = afterpay.assert_error(answer, 404, "not_found",
                                      "Afterpay payment ID not found.")["errorId"]
     assert answer.content == (
-        '{\n  "errorCode" : "not_found",\n  "errorId" : "%s",\n'
-        '  "message" : "Afterpay payment ID not found.",\n  "httpStatusCode" : 404\n}'
-        % error_id).encode()
+        '{\n  "errorCode" : "not_found",\n'
+        f'  "errorId" : "{error_id}",\n'
+        '  "message" : "Afterpay payment ID not found.",\n  "httpStatusCode" : 404\n}').encode()
 
 
 def test_error_ids_are_new_for_every_error(afterpay) -> None:

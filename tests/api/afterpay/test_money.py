@@ -23,6 +23,10 @@ def _raw(money: str) -> bytes:
     return ('{"amount":' + money + ',"requestId":"r","merchantReference":"m"}').encode()
 
 
+def _money_with(amount: str) -> str:
+    return '{"amount":' + amount + ',"currency":"AUD"}'
+
+
 def _check(afterpay, answer, expected) -> None:
     afterpay.assert_error(answer, 422, *expected)
     assert afterpay.open_to_refund() == 120  # nothing moved
@@ -38,7 +42,7 @@ def test_row_1_amount_omitted_or_null(afterpay, money: str) -> None:
 
 @pytest.mark.parametrize("amount", ['"10.123"', '"10.100"', '"0.001"', "10.123"])
 def test_row_2_more_than_two_decimals(afterpay, amount: str) -> None:
-    _check(afterpay, afterpay.refund(raw=_raw('{"amount":%s,"currency":"AUD"}' % amount)),
+    _check(afterpay, afterpay.refund(raw=_raw(_money_with(amount))),
            AMOUNT_NOT_VALID)
 
 
@@ -100,7 +104,7 @@ def test_money_object_missing_or_null(afterpay) -> None:
                                                 ("7.50", "7.50"), ("120", "120.00")])
 def test_json_number_amount_is_read_as_its_decimal_text(afterpay, amount: str,
                                                         echoed: str) -> None:
-    answer = afterpay.refund(raw=_raw('{"amount":%s,"currency":"AUD"}' % amount))
+    answer = afterpay.refund(raw=_raw(_money_with(amount)))
     assert answer.status_code == 201, answer.text
     assert answer.json()["amount"] == {"amount": echoed, "currency": "AUD"}
     assert afterpay.open_to_refund() == Decimal("120.00") - Decimal(echoed)
@@ -109,13 +113,13 @@ def test_json_number_amount_is_read_as_its_decimal_text(afterpay, amount: str,
 @pytest.mark.parametrize("amount", ["1e2", "1E2", "10.0e0", "1.5E+1", "-1e2",
                                     "1e9999999999999999999999"])
 def test_json_number_in_exponent_form_is_not_a_decimal(afterpay, amount: str) -> None:
-    _check(afterpay, afterpay.refund(raw=_raw('{"amount":%s,"currency":"AUD"}' % amount)),
+    _check(afterpay, afterpay.refund(raw=_raw(_money_with(amount))),
            AMOUNT_NOT_VALID)
 
 
 @pytest.mark.parametrize("amount", ['"0"', '"0.00"', '"-0.00"', '"-1.00"', '"-0.01"', "0", "-5"])
 def test_zero_or_negative_amount(afterpay, amount: str) -> None:
-    _check(afterpay, afterpay.refund(raw=_raw('{"amount":%s,"currency":"AUD"}' % amount)),
+    _check(afterpay, afterpay.refund(raw=_raw(_money_with(amount))),
            NOT_POSITIVE)
 
 
