@@ -14,6 +14,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from mock_server.core.openapi import Spec
+
 MERCHANT = "100101382"
 SECRET = "sandbox-secret-key"
 NZ_MERCHANT = "100101400"
@@ -129,6 +131,23 @@ class Afterpay:
         if message is not None:
             assert body["message"] == message, body
         return body
+
+
+_SPECS: dict[tuple[str, str], Spec] = {}
+_load_spec = Spec.load.__func__  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _specs_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here builds a fresh app; parsing the three OpenAPI documents is most of that
+    cost, and a loaded Spec is never changed, so the tests share one copy of each."""
+    def load(cls: type[Spec], provider: str, path: Any) -> Spec:
+        key = (provider, str(path))
+        if key not in _SPECS:
+            _SPECS[key] = _load_spec(cls, provider, path)
+        return _SPECS[key]
+
+    monkeypatch.setattr(Spec, "load", classmethod(load))
 
 
 @pytest.fixture

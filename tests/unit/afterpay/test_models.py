@@ -21,12 +21,12 @@ START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 MERCHANT = Merchant("100101382", "sandbox-secret-key", ("AUD",))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def app():
     return create_app(Settings(seed=1), time_source=lambda: START)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def model(app) -> AfterpayModel:
     return next(p for p in app.providers if p.name == "afterpay").model
 
