@@ -372,3 +372,12 @@ def test_concurrent_sessions_on_a_fresh_app() -> None:
 
     answers = asyncio.run(asyncio.wait_for(scenario(), TIMEOUT))
     assert sorted(a.status_code for a in answers) == [201] * 8 + [422] * 8
+
+
+def test_seeded_refunds_are_history_not_idempotency_records(afterpay) -> None:
+    # the default world's payment 100101785224 has a 40.00 refund seeded with these keys
+    answer = afterpay.refund("100101785224", amount="40.00", requestId="seed-req-1",
+                             merchantReference="seed-refund-1")
+    assert answer.status_code == 201
+    assert answer.json()["refundId"] != "10000001"
+    assert afterpay.open_to_refund("100101785224") == Decimal("20.00")
