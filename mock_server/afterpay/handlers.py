@@ -16,12 +16,14 @@ from mock_server.core.ledger import IdempotencyKey
 
 JSON = "application/json"
 CORRELATION_HEADER = "Http-Correlation-Id"
+# no ";" inside a warning: the app joins several with "; "
 WARN_NO_USER_AGENT = (
-    "User-Agent is missing; Afterpay documents it as required on every call "
-    "(Module/1.0.0 (Platform/1.0; Language/x.y; Merchant/<id>) <url>)")
+    "User-Agent is missing: Afterpay documents it as required on every call, in the form "
+    "Module/1.0.0 (Platform/1.0 Language/x.y Merchant/<id>) <url> with semicolons between "
+    "the parts in brackets")
 WARN_REPLAY_BODY_DIFFERS = (
     "idempotent replay: this request differs from the original with the same requestId "
-    "and merchantReference (body or orderId); the original answer is returned unchanged")
+    "and merchantReference (body or orderId), the original answer is returned unchanged")
 _JSON_MEDIA = ("application/json", "application/*", "*/*")
 
 
@@ -131,6 +133,7 @@ class AfterpayHandlers:
                 if replay is not None:
                     if replay.body_differs:
                         ctx.warn(WARN_REPLAY_BODY_DIFFERS)
+                    await processing_time(ctx)
                     return respond(ctx, replay.answer.status, replay.answer.body)
                 claimed = key
             # a scripted delay happens here, while this request holds its idempotency key
@@ -139,6 +142,8 @@ class AfterpayHandlers:
             completed = True
             return respond(ctx, 201, body)
         except errors.AfterpayError as err:
+            # a scripted delay slows every answer, refusals included (a no-op once taken)
+            await processing_time(ctx)
             return error(ctx, err)
         finally:
             # Decision: only a success is kept for replay; a refusal (or a crash, or a cancelled
@@ -152,8 +157,10 @@ class AfterpayHandlers:
             if not accepts_json(ctx.headers.get("accept")):
                 raise errors.NotAcceptable()
             payment = self.model.payment(state, merchant, ctx.params["orderId"])
+            await processing_time(ctx)
             return respond(ctx, 200, dumps(self.model.payment_body(ctx.session, payment)))
         except errors.AfterpayError as err:
+            await processing_time(ctx)
             return error(ctx, err)
 
     async def ping(self, ctx: Context) -> Response:
@@ -161,5 +168,7 @@ class AfterpayHandlers:
         try:
             self.filters(ctx, authenticate=False)
         except errors.AfterpayError as err:
+            await processing_time(ctx)
             return error(ctx, err)
+        await processing_time(ctx)
         return respond(ctx, 200, b"pong", media_type="text/plain")

@@ -212,8 +212,10 @@ def test_repeat_while_the_original_is_in_flight_is_409(afterpay, monkeypatch) ->
         release = asyncio.Event()
 
         async def held(ctx) -> None:
-            entered.set()
-            await release.wait()
+            # only the original is held; the repeats' own (no-op) processing time passes
+            if not entered.is_set():
+                entered.set()
+                await release.wait()
 
         monkeypatch.setattr(handlers, "processing_time", held)
         async with _async_client(app) as client:
@@ -392,3 +394,28 @@ def test_seeded_refunds_are_history_not_idempotency_records(afterpay) -> None:
     assert answer.status_code == 201
     assert answer.json()["refundId"] != "10000001"
     assert afterpay.open_to_refund("100101785224") == Decimal("20.00")
+
+
+@pytest.mark.parametrize("call", [
+    lambda ap: ap.refund(),
+    lambda ap: ap.refund(amount="FREE"),
+    lambda ap: ap.refund("404404"),
+    lambda ap: ap.refund("100101785227"),
+    lambda ap: ap.refund(**KEYS),  # a replay (the first call below stored it)
+    lambda ap: ap.payment(),
+    lambda ap: ap.payment("404404"),
+    lambda ap: ap.client.get("/ping"),
+], ids=["201", "422", "404", "412", "replay", "get", "get-404", "ping"])
+def test_a_scripted_delay_slows_every_answer(afterpay, monkeypatch, call) -> None:
+    """processing_time is where a `delay` rule takes effect (it pops the delay, so only the
+    first pass waits): every Afterpay answer passes it, so a timeout drill works whatever the
+    answer is."""
+    afterpay.refund(**KEYS)
+    seen: list[int] = []
+
+    async def spy(ctx) -> None:
+        seen.append(id(ctx))
+
+    monkeypatch.setattr(handlers, "processing_time", spy)
+    call(afterpay)
+    assert len(seen) >= 1 and len(set(seen)) == 1
