@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 from starlette.responses import Response
 
 from mock_server.afterpay import errors
 from mock_server.afterpay.jackson import dumps
-from mock_server.afterpay.models import AfterpayModel, AfterpayState
-from mock_server.afterpay.requests import parse_refund_request
+from mock_server.afterpay.models import AfterpayModel, AfterpayState, Merchant
+from mock_server.afterpay.requests import JsonNumber, parse_refund_request
 from mock_server.core.http import Context, processing_time
+from mock_server.core.ledger import IdempotencyKey
 
 JSON = "application/json"
 CORRELATION_HEADER = "Http-Correlation-Id"
+# no ";" inside a warning: the app joins several with "; "
 WARN_NO_USER_AGENT = (
-    "User-Agent is missing; Afterpay documents it as required on every call "
-    "(Module/1.0.0 (Platform/1.0; Language/x.y; Merchant/<id>) <url>)")
+    "User-Agent is missing: Afterpay documents it as required on every call, in the form "
+    "Module/1.0.0 (Platform/1.0 Language/x.y Merchant/<id>) <url> with semicolons between "
+    "the parts in brackets")
 WARN_REPLAY_BODY_DIFFERS = (
-    "idempotent replay: this body differs from the original request with the same requestId "
-    "and merchantReference; the original answer is returned unchanged")
+    "idempotent replay: this request differs from the original with the same requestId "
+    "and merchantReference (body or orderId), the original answer is returned unchanged")
 _JSON_MEDIA = ("application/json", "application/*", "*/*")
 
 
@@ -42,25 +44,44 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_body(raw: bytes) -> Any:
-    """Jackson's strictness: no NaN/Infinity, no trailing garbage, UTF-8 only; numbers exact."""
+    """Jackson's strictness: no NaN/Infinity, no trailing garbage, UTF-8 only.
+
+    Numbers stay the text they were written as (JsonNumber): Jackson gives a String property
+    that text, and reads numbers of any length or exponent (Python's int parser refuses more
+    than 4300 digits; Decimal refuses huge exponents). A leading UTF-8 byte order mark is
+    skipped, as Jackson's byte-source bootstrapper does.
+    """
     try:
-        return json.loads(raw.decode("utf-8"), parse_float=Decimal,
+        return json.loads(raw.decode("utf-8-sig"), parse_float=JsonNumber, parse_int=JsonNumber,
                           parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise errors.InvalidJson() from None
 
 
-def _accepts_json(accept: str | None) -> bool:
-    if not accept:
+def _quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value.strip())
+            except ValueError:
+                return 1.0
+    return 1.0
+
+
+def accepts_json(accept: str | None) -> bool:
+    """Whether an Accept header admits application/json (a range with q=0 excludes)."""
+    if not accept or not accept.strip():
         return True
     for media_range in accept.split(","):
-        media = media_range.split(";")[0].strip().lower()
-        if media in _JSON_MEDIA or media.endswith("+json"):
+        media, *params = media_range.split(";")
+        media = media.strip().lower()
+        if (media in _JSON_MEDIA or media.endswith("+json")) and _quality(params) > 0:
             return True
     return False
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json(content_type: str | None) -> bool:
     if not content_type:
         return False
     media = content_type.split(";")[0].strip().lower()
@@ -68,66 +89,86 @@ def _is_json(content_type: str | None) -> bool:
 
 
 class AfterpayHandlers:
+    """The order of checks (fidelity notes, "Afterpay: order of checks"): what a Spring
+    application behind a gateway would do -- the filter chain (credentials, then the sandbox's
+    User-Agent rule), then the handler mapping (route, method, Content-Type, Accept), then the
+    body (JSON, the Money table, references), and only then the payment and its rules."""
+
     def __init__(self, model: AfterpayModel) -> None:
         self.model = model
 
-    def _merchant_checks(self, ctx: Context) -> tuple[AfterpayState, Any]:
+    def filters(self, ctx: Context, *, authenticate: bool = True) -> Merchant | None:
+        """Credentials, then User-Agent; raises the AfterpayError to answer with."""
         state: AfterpayState = ctx.session.state("afterpay")
-        merchant = self.model.authenticate(state, ctx.headers.get("authorization"))
-        if not ctx.headers.get("user-agent"):
+        merchant = (self.model.authenticate(state, ctx.headers.get("authorization"))
+                    if authenticate else None)
+        if not ctx.headers.get("user-agent", "").strip():
+            # Decision: the real reaction to a missing User-Agent is unknown
             if ctx.settings.strict:
                 raise errors.InvalidRequest()
             ctx.warn(WARN_NO_USER_AGENT)
-        if not _accepts_json(ctx.headers.get("accept")):
-            raise errors.NotAcceptable()
-        return state, merchant
+        return merchant
 
-    @staticmethod
-    def _conforms(ctx: Context, body: Any) -> None:
-        """The spec's schema, after Afterpay's own ordered Money rules have had their say: what
-        the rules let through but the document forbids is still refused, in Afterpay's shape."""
-        assert ctx.operation is not None
-        violations = ctx.operation.validate_body(body)
-        if violations:
-            first = violations[0]
-            raise errors.InvalidObject(f"{first.dotted or 'body'} {first.message}")
+    def _merchant(self, ctx: Context) -> tuple[AfterpayState, Merchant]:
+        merchant = self.filters(ctx)
+        assert merchant is not None
+        return ctx.session.state("afterpay"), merchant
 
     async def create_refund(self, ctx: Context) -> Response:
-        key = None
+        claimed: IdempotencyKey | None = None
         completed = False
         try:
-            state, merchant = self._merchant_checks(ctx)
-            if not _is_json(ctx.headers.get("content-type")):
+            state, merchant = self._merchant(ctx)
+            # Spring's handler mapping checks consumes (415) before produces (406)
+            if not is_json(ctx.headers.get("content-type")):
                 raise errors.UnsupportedMediaType()
-            body = parse_body(ctx.body)
-            request = parse_refund_request(body, merchant.currencies)
-            self._conforms(ctx, body)
-            payment = self.model.payment(state, merchant, ctx.params["orderId"])
+            if not accepts_json(ctx.headers.get("accept")):
+                raise errors.NotAcceptable()
+            request = parse_refund_request(parse_body(ctx.body), merchant.currencies)
+            order_id = ctx.params["orderId"]
+            payment = self.model.payment(state, merchant, order_id)
             key = self.model.idempotency_key(merchant, request)
             if key is not None:
-                replay = self.model.claim(ctx.session, key, request)
+                replay = self.model.claim(ctx.session, key, order_id, request)  # 409 in flight
                 if replay is not None:
-                    key = None  # not ours to release
                     if replay.body_differs:
                         ctx.warn(WARN_REPLAY_BODY_DIFFERS)
+                    await processing_time(ctx)
                     return respond(ctx, replay.answer.status, replay.answer.body)
+                claimed = key
+            # a scripted delay happens here, while this request holds its idempotency key
             await processing_time(ctx)
-            _entry, body = self.model.refund(ctx.session, payment, request, key)
+            _entry, body = self.model.refund(ctx.session, payment, request, claimed)
             completed = True
             return respond(ctx, 201, body)
         except errors.AfterpayError as err:
+            # a scripted delay slows every answer, refusals included (a no-op once taken)
+            await processing_time(ctx)
             return error(ctx, err)
         finally:
-            if key is not None and not completed:
-                ctx.session.ledger.release(key)
+            # Decision: only a success is kept for replay; a refusal (or a crash, or a cancelled
+            # request) gives the key back, so the corrected request can be sent again
+            if claimed is not None and not completed:
+                ctx.session.ledger.release(claimed)
 
     async def get_payment(self, ctx: Context) -> Response:
         try:
-            state, merchant = self._merchant_checks(ctx)
+            state, merchant = self._merchant(ctx)
+            if not accepts_json(ctx.headers.get("accept")):
+                raise errors.NotAcceptable()
             payment = self.model.payment(state, merchant, ctx.params["orderId"])
+            await processing_time(ctx)
             return respond(ctx, 200, dumps(self.model.payment_body(ctx.session, payment)))
         except errors.AfterpayError as err:
+            await processing_time(ctx)
             return error(ctx, err)
 
     async def ping(self, ctx: Context) -> Response:
+        # docs: ping needs no credentials; User-Agent is still documented for every call
+        try:
+            self.filters(ctx, authenticate=False)
+        except errors.AfterpayError as err:
+            await processing_time(ctx)
+            return error(ctx, err)
+        await processing_time(ctx)
         return respond(ctx, 200, b"pong", media_type="text/plain")

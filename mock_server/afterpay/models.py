@@ -30,11 +30,21 @@ from mock_server.core.scenarios import Scenario
 from mock_server.core.world import Session
 
 PROVIDER = "afterpay"
-REFUND_WINDOW = timedelta(days=120)  # docs: "Don't create refunds after 120 days"
-REFUNDABLE_STATES = frozenset({"CAPTURED", "PARTIALLY_CAPTURED"})
+# docs: "Don't create refunds after 120 days from the date of purchase". Decision: exactly 120
+# days after `created` is still inside the limit; one millisecond more is not.
+REFUND_WINDOW = timedelta(days=120)
 # payment states that hold no captured money unless a scenario says otherwise
 _UNCAPTURED_STATES = frozenset({"AUTH_APPROVED", "AUTH_DECLINED", "CAPTURE_DECLINED", "VOIDED"})
 _DECLINED_STATES = frozenset({"AUTH_DECLINED"})
+REFUND_ID_START = 10_000_000
+
+# check_seed problems (scenario authors read these)
+SEED_UNKNOWN_MERCHANT = "unknown Afterpay merchant {merchant!r}"
+SEED_CURRENCY_NOT_TAKEN = "merchant {merchant} does not take {currency}"
+SEED_DECLINED_WITH_CAPTURE = "a declined payment (AUTH_DECLINED) cannot have captured money"
+SEED_REFUNDS_ABOVE_CAPTURED = ("refunds total {refunded}, more than the {captured} captured "
+                               "(nothing else is refundable)")
+SEED_DUPLICATE_REFUND_ID = "refundId {refund_id} is already used by another refund"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,9 @@ class Payment:
 class AfterpayState:
     merchants: dict[str, Merchant] = field(default_factory=dict)
     payments: dict[str, Payment] = field(default_factory=dict)
+    # every refundId handed out or seeded in the session: refund ids are unique (docs: "The
+    # unique, permanent, Afterpay-generated Refund ID"), across payments too
+    refund_ids: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +87,11 @@ class Replay:
     body_differs: bool
 
 
-def fingerprint(request: RefundRequest) -> str:
-    """What makes two refund requests "the same body" for idempotency (not whitespace)."""
-    canonical = json.dumps(request.echo(), sort_keys=True, default=str)
+def fingerprint(order_id: str, request: RefundRequest) -> str:
+    """What makes two idempotent refund requests "the same request": the payment they act on
+    and the request as Afterpay reads it (so `"10.0"` and `"10.00"`, key order, whitespace and
+    unknown fields do not count as a difference)."""
+    canonical = json.dumps([order_id, request.echo()], sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -90,23 +105,50 @@ class AfterpayModel:
     # -- seeding ----------------------------------------------------------------------------
 
     def check_seed(self, session: Session, scenario: Scenario) -> list[str]:
+        """Everything apply_seed would trip over, so a scenario is applied whole or not at all.
+        The parser has checked each value's form and the document on its own (captured within
+        the amount, refunds within what the document says is captured, unique ids); what
+        remains needs the session or the payment state's own rules."""
         section = scenario.document.get("afterpay") or {}
         state: AfterpayState = session.state(PROVIDER)
-        known = set(state.merchants) | {str(m["merchantId"]) for m in
-                                        section.get("merchants") or []}
         currencies = {m.merchant_id: m.currencies for m in state.merchants.values()}
         for m in section.get("merchants") or []:
             currencies[str(m["merchantId"])] = (m["currency"], *m.get("currencies", ()))
+        payments = section.get("payments") or []
+        # refund ids stay unique: those of payments this scenario replaces are given up
+        replaced = {str(p["id"]) for p in payments}
+        taken = {e.refund_id for pid, payment in state.payments.items() if pid not in replaced
+                 for e in self._entries(session, payment)}
         problems = []
-        for index, p in enumerate(section.get("payments") or []):
-            where = ("afterpay", "payments", index)
-            if p["merchantId"] not in known:
-                problems.append(scenario.problem((*where, "merchantId"),
-                                                 f"unknown Afterpay merchant {p['merchantId']!r}"))
-            elif p.get("currency") and p["currency"] not in currencies[p["merchantId"]]:
+        for index, p in enumerate(payments):
+            where: tuple[str | int, ...] = ("afterpay", "payments", index)
+            merchant_id = str(p["merchantId"])
+            if merchant_id not in currencies:
                 problems.append(scenario.problem(
-                    (*where, "currency"),
-                    f"merchant {p['merchantId']} does not take {p['currency']}"))
+                    (*where, "merchantId"), SEED_UNKNOWN_MERCHANT.format(merchant=merchant_id)))
+            elif p.get("currency") and p["currency"] not in currencies[merchant_id]:
+                problems.append(scenario.problem((*where, "currency"), SEED_CURRENCY_NOT_TAKEN
+                                                 .format(merchant=merchant_id,
+                                                         currency=p["currency"])))
+            amount = parse_amount(p["amount"])
+            captured = _seed_captured(p, amount)
+            if p.get("state") in _DECLINED_STATES and captured > 0:
+                problems.append(scenario.problem((*where, "state"), SEED_DECLINED_WITH_CAPTURE))
+            refunds = p.get("refunds") or []
+            refunded = sum((parse_amount(r["amount"]) for r in refunds), Decimal(0))
+            if refunded > captured:
+                problems.append(scenario.problem((*where, "refunds"), SEED_REFUNDS_ABOVE_CAPTURED
+                                                 .format(refunded=f"{refunded:.2f}",
+                                                         captured=f"{captured:.2f}")))
+            for r_index, r in enumerate(refunds):
+                if r.get("refundId") is None:
+                    continue
+                refund_id = str(r["refundId"])
+                if refund_id in taken:
+                    problems.append(scenario.problem(
+                        (*where, "refunds", r_index, "refundId"),
+                        SEED_DUPLICATE_REFUND_ID.format(refund_id=refund_id)))
+                taken.add(refund_id)
         return problems
 
     def apply_seed(self, session: Session, scenario: Scenario) -> dict[str, int]:
@@ -119,12 +161,17 @@ class AfterpayModel:
                 tuple(dict.fromkeys([m["currency"], *m.get("currencies", ())])))
         payments = section.get("payments") or []
         now = session.clock.now()
+        # explicit ids first, so a generated id never takes one the scenario asks for
+        for p in payments:
+            state.refund_ids.update(str(r["refundId"]) for r in p.get("refunds") or []
+                                    if r.get("refundId") is not None)
         for p in payments:
             payment = self._payment_from_seed(session, state, p, now)
             state.payments[payment.id] = payment
             refunds = [
                 RefundEntry(
-                    str(r.get("refundId") or session.ids.sequence("afterpay-refund", 10_000_000)),
+                    str(r["refundId"]) if r.get("refundId") is not None
+                    else self._new_refund_id(session, state),
                     parse_amount(r["amount"]),
                     parse_instant(r["refundedAt"]) if r.get("refundedAt") else payment.created,
                     {k: r[k] for k in ("requestId", "merchantReference",
@@ -133,33 +180,46 @@ class AfterpayModel:
             session.ledger.open(payment.account, payment.currency, payment.captured, refunds)
         return {"afterpayMerchants": len(merchants), "afterpayPayments": len(payments)}
 
+    @staticmethod
+    def _entries(session: Session, payment: Payment) -> tuple[RefundEntry, ...]:
+        view = session.ledger.view(payment.account)
+        return view.refunds if view is not None else ()
+
+    @staticmethod
+    def _new_refund_id(session: Session, state: AfterpayState) -> str:
+        """A numeric refund id (recorded: "1934419") that no refund in the session has."""
+        while True:
+            refund_id = str(session.ids.sequence("afterpay-refund", REFUND_ID_START))
+            if refund_id not in state.refund_ids:
+                state.refund_ids.add(refund_id)
+                return refund_id
+
     def _payment_from_seed(self, session: Session, state: AfterpayState, p: dict[str, Any],
                            now: datetime) -> Payment:
-        merchant = state.merchants[p["merchantId"]]
+        merchant = state.merchants[str(p["merchantId"])]
         amount = parse_amount(p["amount"])
         explicit_state = p.get("state")
-        if "captured" in p:
-            captured = parse_amount(p["captured"])
-        elif explicit_state in _UNCAPTURED_STATES:
-            captured = Decimal(0)
-        else:
-            captured = amount
+        captured = _seed_captured(p, amount)
         if explicit_state is None:
             explicit_state = ("CAPTURED" if captured >= amount else
                               "PARTIALLY_CAPTURED" if captured > 0 else "AUTH_APPROVED")
         created = parse_instant(p["created"]) if p.get("created") else now
         currency = p.get("currency") or merchant.currencies[0]
-        events = [{"id": session.ids.alnum(26), "created": iso_millis(created),
+        # recorded (GET payment): events carry "expires" and "paymentEventMerchantReference",
+        # written as null when unset
+        events = [{"id": session.ids.alnum(27), "created": iso_millis(created),
                    "expires": None, "type": "AUTH_DECLINED" if explicit_state in
                    _DECLINED_STATES else "AUTH_APPROVED",
-                   "amount": {"amount": f"{amount:.2f}", "currency": currency}}]
+                   "amount": {"amount": f"{amount:.2f}", "currency": currency},
+                   "paymentEventMerchantReference": None}]
         if captured > 0:
-            events.append({"id": session.ids.alnum(26), "created": iso_millis(created),
+            events.append({"id": session.ids.alnum(27), "created": iso_millis(created),
                            "expires": None, "type": "CAPTURED",
-                           "amount": {"amount": f"{captured:.2f}", "currency": currency}})
+                           "amount": {"amount": f"{captured:.2f}", "currency": currency},
+                           "paymentEventMerchantReference": None})
         return Payment(
             id=str(p["id"]), merchant_id=merchant.merchant_id,
-            token=p.get("token") or f"{session.ids.hex(8)}-{session.ids.alnum(8)}",
+            token=p.get("token") or f"002.{session.ids.alnum(48)}",
             currency=currency, amount=amount, captured=captured, state=explicit_state,
             created=created, merchant_reference=p.get("merchantReference"), events=events)
 
@@ -195,22 +255,29 @@ class AfterpayModel:
 
     def idempotency_key(self, merchant: Merchant, request: RefundRequest
                         ) -> IdempotencyKey | None:
-        # docs: idempotent only when both requestId and merchantReference are given
+        # docs: idempotent only when both requestId and merchantReference are given; recorded:
+        # requests with null keys each created a refund
         if request.request_id is None or request.merchant_reference is None:
             return None
         return (PROVIDER, merchant.merchant_id, request.request_id, request.merchant_reference)
 
-    def claim(self, session: Session, key: IdempotencyKey, request: RefundRequest
-              ) -> Replay | None:
+    def claim(self, session: Session, key: IdempotencyKey, order_id: str,
+              request: RefundRequest) -> Replay | None:
+        """None when this request now holds the key; the stored answer to replay; or 409 while
+        the request holding the key is still being processed (docs)."""
         held = session.ledger.claim(key, session.clock.now())
         if isinstance(held, InFlight):
             raise errors.Conflict()
         if held is None:
             return None
-        return Replay(held, held.fingerprint != fingerprint(request))
+        return Replay(held, held.fingerprint != fingerprint(order_id, request))
 
     def check_refundable(self, session: Session, payment: Payment, request: RefundRequest) -> None:
-        if payment.state not in REFUNDABLE_STATES or payment.captured <= 0:
+        """The business rules that need the payment, in the sandbox's order (fidelity notes)."""
+        # docs: "only captured funds can be refunded"; declined, nothing captured, voided before
+        # capture -> 412. Decision: a payment voided (or whose later capture was declined)
+        # after a partial capture keeps that captured money refundable.
+        if payment.state in _DECLINED_STATES or payment.captured <= 0:
             raise errors.PreconditionFailed()
         if request.currency != payment.currency:
             raise errors.InvalidObject(CURRENCY_MISMATCH)
@@ -221,17 +288,19 @@ class AfterpayModel:
                key: IdempotencyKey | None) -> tuple[RefundEntry, bytes]:
         """The atomic step: check what is left, record the refund, keep the answer to replay."""
         self.check_refundable(session, payment, request)
+        state: AfterpayState = session.state(PROVIDER)
         now = session.clock.now()
         body: bytes = b""
 
         def build(_left: Decimal) -> tuple[RefundEntry, StoredAnswer | None]:
             nonlocal body
-            refund_id = str(session.ids.sequence("afterpay-refund", 10_000_000))
+            refund_id = self._new_refund_id(session, state)
             entry = RefundEntry(refund_id, request.amount, now, _references(request))
             body = dumps(request.refund_body(refund_id, iso_millis(now)))
             answer = None
             if key is not None:
-                answer = StoredAnswer(201, (), body, fingerprint(request),
+                # Decision: only a success is kept for replay (see the fidelity notes)
+                answer = StoredAnswer(201, (), body, fingerprint(payment.id, request),
                                       now + session.settings.idempotency_ttl)
             return entry, answer
 
@@ -242,8 +311,8 @@ class AfterpayModel:
         return entry, body
 
     def payment_body(self, session: Session, payment: Payment) -> dict[str, Any]:
-        view = session.ledger.view(payment.account)
-        assert view is not None
+        """GET /v2/payments/{orderId}, in the recorded key order."""
+        view = self.account(session, payment)
         currency = payment.currency
         open_to_capture = (payment.amount - payment.captured
                            if payment.state in ("AUTH_APPROVED", "PARTIALLY_CAPTURED")
@@ -257,7 +326,7 @@ class AfterpayModel:
             "openToCaptureAmount": _money(open_to_capture, currency),
             "paymentState": payment.state,
             "merchantReference": payment.merchant_reference,
-            "refunds": [_refund_summary(e, currency) for e in view.refunds],
+            "refunds": [_refund_summary(e, currency) for e in view.refunds if not e.reversed],
             "events": payment.events,
             # sandbox extension: what is left to refund (captured minus refunded)
             "openToRefundAmount": _money(view.remaining, currency),
@@ -267,6 +336,14 @@ class AfterpayModel:
         view = session.ledger.view(payment.account)
         assert view is not None
         return view
+
+
+def _seed_captured(p: dict[str, Any], amount: Decimal) -> Decimal:
+    if "captured" in p:
+        return parse_amount(p["captured"])
+    if p.get("state") in _UNCAPTURED_STATES:
+        return Decimal(0)
+    return amount
 
 
 def _money(amount: Decimal, currency: str) -> dict[str, str]:
@@ -281,13 +358,15 @@ def _references(request: RefundRequest) -> dict[str, str]:
 
 
 def _refund_summary(entry: RefundEntry, currency: str) -> dict[str, Any]:
+    """A refund as the payment lists it: the Refund object the 201 answered (recorded: keys in
+    alphabetical order, null references left out), whatever the request's field order was."""
     details = entry.details
     body: dict[str, Any] = {
         "amount": _money(entry.amount, details.get("currency", currency)),
-        "merchantReference": details.get("merchantReference"),
         "refundId": entry.refund_id,
-        "refundMerchantReference": details.get("refundMerchantReference"),
         "refundedAt": iso_millis(entry.at),
-        "requestId": details.get("requestId"),
     }
-    return body
+    for name in ("requestId", "merchantReference", "refundMerchantReference"):
+        if details.get(name) is not None:
+            body[name] = details[name]
+    return dict(sorted(body.items()))

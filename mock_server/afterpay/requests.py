@@ -54,6 +54,15 @@ _DECIMAL = re.compile(r"-?[0-9]+(?:\.([0-9]+))?")
 _MAX_DECIMALS = 2
 
 
+@dataclass(frozen=True, slots=True)
+class JsonNumber:
+    """A JSON number exactly as it was written. Jackson hands a String property a number's own
+    text ("10.50" stays "10.50", "10.0e0" stays "10.0e0"), and a number of any size or exponent
+    is still valid JSON, so nothing is converted here."""
+
+    text: str
+
+
 @dataclass(frozen=True)
 class RefundRequest:
     amount: Decimal  # always exactly two decimals
@@ -96,6 +105,8 @@ def _scalar_text(value: object) -> str | None:
     # accepted; a number currency is not a currency code).
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, JsonNumber):
+        return value.text
     if isinstance(value, (int, Decimal)):
         return str(value)
     if isinstance(value, float):

@@ -18,6 +18,7 @@ class AfterpayApp:
         self.spec = spec
         self.model = AfterpayModel()
         handlers = AfterpayHandlers(self.model)
+        self._filters = handlers.filters
         self.handlers: dict[str, Handler] = {
             "createRefund": handlers.create_refund,
             "getPayment": handlers.get_payment,
@@ -31,8 +32,18 @@ class AfterpayApp:
         return path == "/v2" or path.startswith("/v2/") or path == "/ping"
 
     def problem_response(self, ctx: Context, problem: Problem) -> Response:
+        if problem.kind in (Problem.METHOD_NOT_ALLOWED, Problem.ROUTE_NOT_FOUND):
+            # Decision: the filter chain runs before routing, as Spring Security's filters run
+            # before the dispatcher: under /v2/ credentials come first; /ping needs none
+            try:
+                self._filters(ctx, authenticate=ctx.path != "/ping")
+            except errors.AfterpayError as err:
+                return error(ctx, err)
         if problem.kind == Problem.METHOD_NOT_ALLOWED:
-            return error(ctx, errors.MethodNotAllowed(), {"Allow": ", ".join(problem.allow)})
+            allow = list(problem.allow)
+            if "GET" in allow and "HEAD" not in allow:
+                allow.append("HEAD")  # HEAD is served wherever GET is
+            return error(ctx, errors.MethodNotAllowed(), {"Allow": ", ".join(sorted(allow))})
         if problem.kind == Problem.ROUTE_NOT_FOUND:
             return error(ctx, errors.NotFound(errors.ROUTE_NOT_FOUND_MESSAGE))
         if problem.kind == Problem.PAYLOAD_TOO_LARGE:
