@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -226,6 +227,13 @@ class SandboxApp:
         return b"".join(chunks)
 
 
+@functools.cache
+def _spec(name: str) -> Spec:
+    # Parsed specs never change after loading, so every app built in one process (the test
+    # suite builds hundreds) shares them.
+    return Spec.load(name, spec_path(name))
+
+
 def load_startup(settings: Settings, error_codes: dict[str, frozenset[str]]) -> list[Scenario]:
     paths = list(settings.scenarios) or [str(default_scenario_path())]
     return load_scenario_paths(paths, error_codes=error_codes)
@@ -239,7 +247,7 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
     from mock_server.optty.routes import OpttyApp
 
     settings = settings or Settings()
-    specs = {name: Spec.load(name, spec_path(name)) for name in ("admin", "afterpay", "optty")}
+    specs = {name: _spec(name) for name in ("admin", "afterpay", "optty")}
     afterpay = AfterpayApp(specs["afterpay"])
     optty = OpttyApp(specs["optty"], settings)
     models: list[ProviderModel] = [afterpay.model, optty.model]
