@@ -7,7 +7,10 @@ import logging
 
 import pytest
 
+from starlette.testclient import TestClient
+
 from mock_server.afterpay import errors
+from tests.conftest import AFTERPAY_HEADERS
 
 INVALID_JSON = ("invalid_json", "The request contains improperly formatted JSON")
 
@@ -226,3 +229,21 @@ def test_hostile_order_ids(afterpay, order_id: str) -> None:
     assert answer.status_code == 404
     assert answer.json()["errorCode"] == "not_found"
     assert afterpay.payment(order_id).status_code == 404
+
+
+def test_the_read_request_is_checked_against_the_spec(client: TestClient,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request the ordered rules let through but the document forbids is still refused, in
+    Afterpay's shape: here the spec is made stricter than the rules for one run."""
+    from mock_server.core.openapi import Operation, Violation
+
+    def forbid(self: Operation, value: object) -> list[Violation]:
+        return [Violation(("requestId",), "maxLength", "'r-1' is too long")]
+
+    monkeypatch.setattr(Operation, "validate_body", forbid)
+    answer = client.post("/v2/payments/100101785223/refund", headers=AFTERPAY_HEADERS,
+                         json={"amount": {"amount": "1.00", "currency": "AUD"},
+                               "requestId": "r-1"})
+    assert answer.status_code == 422
+    assert answer.json()["errorCode"] == "invalid_object"
+    assert answer.json()["message"] == "requestId 'r-1' is too long"
