@@ -54,7 +54,7 @@ async def deliver(fault: str, response: Response, scope: Scope, receive: Receive
     """Sends `response` damaged as `fault` says. The provider has already answered (a refund
     is recorded); the client just does not get that answer whole."""
     if fault == "slow_body":
-        await _slow_body(response, send)
+        await _slow_body(response, receive, send)
     elif fault == "malformed_body":
         await _malformed_body(response, send, random.Random(chances.chance()))
     elif fault == "truncated_body":
@@ -77,14 +77,17 @@ async def _start(response: Response, send: Send, content_length: int) -> None:
                 "headers": _headers(response, content_length)})
 
 
-async def _slow_body(response: Response, send: Send) -> None:
+async def _slow_body(response: Response, receive: Receive, send: Send) -> None:
     body = bytes(response.body)
+    transport = transport_of(receive)
     await _start(response, send, len(body))
     pieces = max(1, min(SLOW_BODY_PIECES, len(body)))
     size = -(-len(body) // pieces) if body else 0
     pause = SLOW_BODY_SECONDS / pieces
     for index in range(pieces):
         await asyncio.sleep(pause)
+        if transport is not None and transport.is_closing():
+            return  # the client gave up (its read timeout): nobody is left to dribble to
         chunk = body[index * size:(index + 1) * size]
         last = index == pieces - 1
         await send({"type": "http.response.body", "body": chunk, "more_body": not last})
