@@ -288,6 +288,16 @@ def test_a_delayed_refund_is_made_after_the_wait(client: TestClient) -> None:
     assert refunded(client) == ["10.00"]
 
 
+def test_a_refund_refused_before_processing_is_not_delayed(client: TestClient) -> None:
+    load(client, {"faults": [
+        {"name": "slow", "match": {"method": "POST", "provider": "afterpay"}, "delay": "5s"}]})
+    started = time.monotonic()
+    answer = client.post(REFUND, content=b"{not json", headers=AFTERPAY_HEADERS)
+    assert answer.status_code == 400
+    assert time.monotonic() - started < 2.5
+    assert last_entry(client)["fault"]["action"] == "delay 5s"
+
+
 def test_a_delay_then_a_scripted_answer(client: TestClient) -> None:
     load(client, {"faults": [{"name": "late-error", "match": {"path": "/ping"}, "delay": "300ms",
                               "respond": {"status": 504, "error": "gateway_timeout"}}]})

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -197,3 +202,52 @@ def test_without_watch_nothing_polls(tmp_path: Path, monkeypatch: pytest.MonkeyP
         write(drill, PING_TEAPOT)
         time.sleep(0.1)
         assert client.get("/ping", headers={"X-Sandbox-Session": "new"}).status_code == 503
+
+
+def test_mock_server_serve_watch_reloads_and_logs_refusals(tmp_path: Path) -> None:
+    """The real command: `serve --watch` picks up a valid edit and logs a bad one by line."""
+    drill = tmp_path / "drills.yaml"
+    drill.write_text(PING_DOWN)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_file = tmp_path / "server.log"
+    with log_file.open("wb") as log_out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mock_server", "serve", "--port", str(port), "--seed", "7",
+             "--watch", "--scenario", str(default_scenario_path()), "--scenario", str(drill)],
+            stdout=log_out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=5) as client:
+            def ping_in(session: str) -> int:
+                return client.get("/ping", headers={"X-Sandbox-Session": session}).status_code
+
+            wait_for(lambda: _up(client))
+            assert ping_in("a") == 503
+            write(drill, PING_TEAPOT)
+            wait_for(lambda: "reloaded" in log_file.read_text())
+            assert ping_in("b") == 418
+            write(drill, PING_TEAPOT.replace("418", "999"))
+            wait_for(lambda: "refused" in log_file.read_text())
+            assert ping_in("c") == 418
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    log = log_file.read_text()
+    assert f"{drill}:3: faults[0].respond.status: must be at most 599, not 999" in log
+
+
+def _up(client: httpx.Client) -> bool:
+    try:
+        return client.get("/__admin/health").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
