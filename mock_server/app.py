@@ -119,7 +119,7 @@ class SandboxApp:
                 path=path, query=scope.get("query_string", b"").decode("latin-1"),
                 headers=headers.items(), body=ctx.body)
         # fault rules: the session's first live matching rule, for provider requests only
-        rule = faults.fire(ctx, provider.name) if journaled else None
+        rule = faults.fire(ctx, provider.name) if journaled and not bad_session else None
         response = await faults.before_handler(ctx, provider, rule) if rule else None
         if response is not None:
             pass  # the rule's scripted answer replaces the provider's
@@ -130,13 +130,14 @@ class SandboxApp:
             response = await self._handle(provider, ctx)
         if ctx.warnings:
             response.headers[WARNING_HEADER] = "; ".join(ctx.warnings)
-        lost: ConnectionError | None = None
+        lost: netfaults.FaultWithoutConnection | None = None
         if rule is not None and rule.fault:
+            # from here on `response` is what went on the wire (status 0: nothing did)
             try:
-                await netfaults.deliver(rule.fault, response, scope, receive, send,
-                                        session.fault_chances)
-            except ConnectionError as exc:  # no real connection to break: raised below
-                lost = exc
+                response = await netfaults.deliver(rule.fault, response, scope, receive, send,
+                                                   session.fault_chances, ctx.entry)
+            except netfaults.FaultWithoutConnection as exc:  # raised below, once journaled
+                response, lost = exc.sent, exc
         else:
             await response(scope, receive, send)
         duration_ms = (time.perf_counter() - started) * 1000

@@ -31,8 +31,10 @@ class FaultRule:
     name: str
     scenario: str
     spec: dict[str, Any]
+    # requests the rule acted on (the admin API's `matched`), and requests it was asked about
+    # while live: `after` and `probability` let some of those through
     matched: int = 0
-    fired: int = 0
+    seen: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -42,12 +44,12 @@ class FaultRule:
     @property
     def remaining(self) -> int | None:
         times = self.spec.get("times")
-        return None if times is None else max(times - self.fired, 0)
+        return None if times is None else max(times - self.matched, 0)
 
     @property
     def spent(self) -> bool:
         times = self.spec.get("times")
-        return times is not None and self.fired >= times
+        return times is not None and self.matched >= times
 
     @property
     def delay_seconds(self) -> float:
@@ -76,8 +78,7 @@ class FaultRule:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "provider": self.provider, "matched": self.matched,
-                "fired": self.fired, "remaining": self.remaining,
-                "outcome": self.outcome_text()}
+                "remaining": self.remaining, "outcome": self.outcome_text()}
 
     def matches(self, request: FaultRequest) -> bool:
         return rule_matches(self.spec.get("match") or {}, request)
@@ -90,18 +91,18 @@ class FaultRule:
         with self.lock:
             if self.spent:
                 return False
-            self.matched += 1
-            if self.matched <= int(self.spec.get("after") or 0):
+            self.seen += 1
+            if self.seen <= int(self.spec.get("after") or 0):
                 return False
             probability = self.spec.get("probability")
             if probability is not None and not draw() < probability:
                 return False
-            self.fired += 1
+            self.matched += 1
             return True
 
     def record(self) -> dict[str, Any]:
         """What the journal and the access log keep about a firing."""
-        return {"rule": self.name, "scenario": self.scenario, "action": self.outcome_text()}
+        return {"rule": self.name, "action": self.outcome_text()}
 
 
 def rules_from(scenario: Scenario) -> list[FaultRule]:

@@ -5,7 +5,7 @@ produced on the socket. Under uvicorn (the `serve` command, or uvicorn run in-pr
 `receive` callable is a method of the request's cycle object, which holds the asyncio transport:
 that is where the sandbox reaches the connection. Under a server without a transport (an
 in-process test client), the faults that need one raise in the application instead, so the
-client still sees the exchange fail; see deliver().
+client still sees the exchange fail; see FaultWithoutConnection.
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ import logging
 import random
 import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from mock_server.core.ids import IdSource
+
+if TYPE_CHECKING:
+    from mock_server.core.journal import JournalEntry
 
 log = logging.getLogger("mock_server.faults")
 
@@ -36,8 +39,23 @@ SLOW_BODY_PIECES = 6
 _CLOSE_WAIT_SECONDS = 2.0
 
 
-class ConnectionFault(ConnectionError):
-    """Raised in the application when a network fault has no real connection to act on."""
+class FaultWithoutConnection(Exception):
+    """A network fault under a server that gives no transport: raised in the application (and
+    so in an in-process client) after the journal is written. `sent` is what did go out."""
+
+    sent: Response
+
+
+class ResetWithoutConnection(ConnectionResetError, FaultWithoutConnection):
+    pass
+
+
+class EmptyWithoutConnection(http.client.RemoteDisconnected, FaultWithoutConnection):
+    """What http.client raises for a connection closed before any byte of a reply."""
+
+
+class TruncatedWithoutConnection(ConnectionError, FaultWithoutConnection):
+    pass
 
 
 def transport_of(receive: Receive) -> asyncio.Transport | None:
@@ -50,37 +68,50 @@ def transport_of(receive: Receive) -> asyncio.Transport | None:
 
 
 async def deliver(fault: str, response: Response, scope: Scope, receive: Receive, send: Send,
-                  chances: IdSource) -> None:
-    """Sends `response` damaged as `fault` says. The provider has already answered (a refund
-    is recorded); the client just does not get that answer whole."""
+                  chances: IdSource, entry: JournalEntry | None = None) -> Response:
+    """Sends `response` damaged as `fault` says and returns what went out, for the journal
+    (status 0: no status line). The provider has already answered (a refund is recorded); the
+    client just does not get that answer whole, and the journal's action says what it was."""
+    if entry is not None and entry.fault is not None:
+        entry.fault["action"] += f" after the provider answered {response.status_code}"
     if fault == "slow_body":
         await _slow_body(response, receive, send)
-    elif fault == "malformed_body":
-        await _malformed_body(response, send, random.Random(chances.chance()))
-    elif fault == "truncated_body":
-        await _truncated_body(response, receive, send)
-    elif fault == "connection_reset":
-        await _connection_reset(receive)
-    elif fault == "empty_response":
-        await _empty_response(receive)
-    else:  # the scenario schema lists every fault; an unknown one is a programming error
-        raise ValueError(f"unknown network fault {fault!r}")
+        return response
+    if fault == "malformed_body":
+        return await _malformed_body(response, send, random.Random(chances.chance()))
+    if fault == "truncated_body":
+        return await _truncated_body(response, receive, send)
+    if fault == "connection_reset":
+        return await _connection_reset(receive)
+    if fault == "empty_response":
+        return await _empty_response(receive)
+    # the scenario schema lists every fault; an unknown one is a programming error
+    raise ValueError(f"unknown network fault {fault!r}")
 
 
-def _headers(response: Response, content_length: int) -> list[tuple[bytes, bytes]]:
+def _sent(response: Response, body: bytes, content_length: int) -> Response:
+    """A response as it goes on the wire: these bytes of body, this Content-Length."""
+    sent = Response(body, response.status_code)
     kept = [(name, value) for name, value in response.raw_headers if name != b"content-length"]
-    return [*kept, (b"content-length", str(content_length).encode())]
+    sent.raw_headers = [*kept, (b"content-length", str(content_length).encode())]
+    return sent
 
 
-async def _start(response: Response, send: Send, content_length: int) -> None:
-    await send({"type": "http.response.start", "status": response.status_code,
-                "headers": _headers(response, content_length)})
+async def _start(sent: Response, send: Send) -> None:
+    await send({"type": "http.response.start", "status": sent.status_code,
+                "headers": sent.raw_headers})
+
+
+def _nothing_sent() -> Response:
+    sent = Response(b"", 0)
+    sent.raw_headers = []
+    return sent
 
 
 async def _slow_body(response: Response, receive: Receive, send: Send) -> None:
     body = bytes(response.body)
     transport = transport_of(receive)
-    await _start(response, send, len(body))
+    await _start(_sent(response, body, len(body)), send)
     pieces = max(1, min(SLOW_BODY_PIECES, len(body)))
     size = -(-len(body) // pieces) if body else 0
     pause = SLOW_BODY_SECONDS / pieces
@@ -98,30 +129,34 @@ def garbage(length: int, rng: random.Random) -> bytes:
     return b"\xff" + rng.randbytes(max(length, 16) - 1)
 
 
-async def _malformed_body(response: Response, send: Send, rng: random.Random) -> None:
+async def _malformed_body(response: Response, send: Send, rng: random.Random) -> Response:
     body = garbage(len(response.body), rng)
-    await _start(response, send, len(body))
+    sent = _sent(response, body, len(body))
+    await _start(sent, send)
     await send({"type": "http.response.body", "body": body, "more_body": False})
+    return sent
 
 
-async def _truncated_body(response: Response, receive: Receive, send: Send) -> None:
+async def _truncated_body(response: Response, receive: Receive, send: Send) -> Response:
     body = bytes(response.body)
     declared = max(len(body), 1)
-    partial = body[: len(body) // 2]
+    sent = _sent(response, body[: len(body) // 2], declared)
     transport = transport_of(receive)
-    await _start(response, send, declared)
-    await send({"type": "http.response.body", "body": partial, "more_body": True})
+    await _start(sent, send)
+    await send({"type": "http.response.body", "body": sent.body, "more_body": True})
     if transport is None:
-        raise ConnectionFault(
-            f"truncated_body: {len(partial)} of {declared} bytes sent, then the connection closed")
+        raise _without(TruncatedWithoutConnection(
+            f"{len(sent.body)} of {declared} bytes sent, then the connection closed"), sent)
     transport.close()  # what was written still goes out, then FIN: fewer bytes than declared
     await _closed(receive)
+    return sent
 
 
-async def _connection_reset(receive: Receive) -> None:
+async def _connection_reset(receive: Receive) -> Response:
     transport = transport_of(receive)
     if transport is None:
-        raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer (sandbox fault)")
+        raise _without(ResetWithoutConnection(
+            errno.ECONNRESET, "Connection reset by peer (sandbox fault)"), _nothing_sent())
     sock = transport.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
@@ -129,16 +164,22 @@ async def _connection_reset(receive: Receive) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
     await _closed(receive)
+    return _nothing_sent()
 
 
-async def _empty_response(receive: Receive) -> None:
+async def _empty_response(receive: Receive) -> Response:
     transport = transport_of(receive)
     if transport is None:
-        # what http.client raises for a connection closed before any byte of a reply
-        raise http.client.RemoteDisconnected(
-            "Remote end closed connection without response (sandbox fault)")
+        raise _without(EmptyWithoutConnection(
+            "Remote end closed connection without response (sandbox fault)"), _nothing_sent())
     transport.close()
     await _closed(receive)
+    return _nothing_sent()
+
+
+def _without(err: FaultWithoutConnection, sent: Response) -> FaultWithoutConnection:
+    err.sent = sent
+    return err
 
 
 async def _closed(receive: Receive) -> None:

@@ -162,7 +162,7 @@ def test_flaky_network_fails_the_same_requests_on_every_run(
     first = run()
     # --seed 7, session drill-flaky-network: the same six of sixty on every machine and run
     assert first == [1, 12, 24, 49, 51, 55]
-    assert d.rules()["one-in-ten-reset"]["fired"] == len(first)
+    assert d.rules()["one-in-ten-reset"]["matched"] == len(first)
     # the same seed and session replay the same failures after a reset ...
     d.client.post("/__admin/reset")
     d.client.post("/__admin/scenarios", content=(DRILLS / "flaky-network.yaml").read_bytes())
@@ -239,7 +239,7 @@ def test_two_clients_racing_to_over_refund_one_order(drill: Callable[[str], Dril
     assert loser.json()["errorCode"] == "invalid_amount"
     assert d.refunds("100101789001") == ["60.00"]
     # both were in flight together: each met the drill's processing delay
-    assert d.rules()["slow-afterpay-refund"]["fired"] == 2
+    assert d.rules()["slow-afterpay-refund"]["matched"] == 2
 
     token = d.token()
 

@@ -170,7 +170,8 @@ def test_times_spends_a_rule_and_the_next_one_takes_over() -> None:
     chosen = [choose(rules, request(), never) for _ in range(4)]
     assert [r.name for r in chosen if r] == ["twice", "twice", "then", "then"]
     assert rules[0].remaining == 0
-    assert rules[0].to_json()["matched"] == 2  # a spent rule counts no more
+    assert rules[0].to_json()["matched"] == 2
+    assert rules[0].seen == 2  # a spent rule is asked no more
     assert rules[1].remaining is None
 
 
@@ -179,8 +180,8 @@ def test_after_lets_the_first_matches_through_to_later_rules() -> None:
     chosen = [choose(rules, request(), never) for _ in range(5)]
     assert [r is not None for r in chosen] == [False, False, True, False, False]
     assert rules[0].to_json() | {"outcome": ""} == {
-        "name": "third-only", "provider": None, "matched": 3, "fired": 1, "remaining": 0,
-        "outcome": ""}
+        "name": "third-only", "provider": None, "matched": 1, "remaining": 0, "outcome": ""}
+    assert rules[0].seen == 3  # a spent rule is asked no more
 
 
 def test_probability_fires_only_on_a_draw_below_it() -> None:
@@ -188,7 +189,7 @@ def test_probability_fires_only_on_a_draw_below_it() -> None:
     values = draws(0.5, 0.1, 0.25, 0.2499)
     chosen = [choose(rules, request(), lambda: next(values)) for _ in range(4)]
     assert [r.name for r in chosen if r] == ["fallback", "flaky", "fallback", "flaky"]
-    assert (rules[0].matched, rules[0].fired) == (4, 2)
+    assert (rules[0].seen, rules[0].matched) == (4, 2)
 
 
 def test_probability_is_drawn_only_after_the_after_count() -> None:
@@ -201,7 +202,7 @@ def test_probability_is_drawn_only_after_the_after_count() -> None:
 def test_a_rule_that_does_not_match_counts_nothing() -> None:
     rules = [rule("optty", match={"provider": "optty"}, times=1, delay="1s")]
     assert choose(rules, request(), never) is None
-    assert (rules[0].matched, rules[0].fired, rules[0].remaining) == (0, 0, 1)
+    assert (rules[0].seen, rules[0].matched, rules[0].remaining) == (0, 0, 1)
 
 
 def test_seeded_draws_repeat_exactly_and_depend_on_the_seed() -> None:
@@ -219,8 +220,7 @@ def test_seeded_draws_repeat_exactly_and_depend_on_the_seed() -> None:
 def test_outcome_text_and_journal_record_say_what_the_rule_does() -> None:
     r = FaultRule("slow", "drills", {"name": "slow", "delay": "2s",
                                      "respond": {"status": 503, "error": "service_unavailable"}})
-    assert r.record() == {"rule": "slow", "scenario": "drills",
-                          "action": "delay 2s, respond 503 service_unavailable"}
+    assert r.record() == {"rule": "slow", "action": "delay 2s, respond 503 service_unavailable"}
     literal = rule(respond={"status": 200, "body": {}})
     assert literal.outcome_text() == "respond 200 literal body"
     assert rule(fault="slow_body").outcome_text() == "fault slow_body"
