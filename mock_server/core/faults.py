@@ -276,8 +276,9 @@ async def before_handler(ctx: Context, provider: ProviderApp, rule: FaultRule
     if respond is None:
         operation = ctx.operation.operation_id if ctx.operation else None
         if delay and operation in PROCESSING_OPERATIONS:
-            # taken while the refund holds its idempotency key: a concurrent repeat meets a
-            # request still in flight (409); a request refused before that answers at once
+            # Afterpay takes it while the refund holds its idempotency key, so a concurrent
+            # repeat meets a request still in flight (409); a request refused before its
+            # processing moment answers at once
             ctx.state["processing_delay"] = delay
         elif delay:
             await asyncio.sleep(delay)
