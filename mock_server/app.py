@@ -13,6 +13,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from mock_server.core import faults, netfaults
 from mock_server.core.clock import TimeSource, real_time
 from mock_server.core.http import Context, Problem, ProviderApp
 from mock_server.core.journal import finish
@@ -172,14 +173,28 @@ class SandboxApp:
                 operation=ctx.operation.operation_id if ctx.operation else None, method=method,
                 path=path, query=scope.get("query_string", b"").decode("latin-1"),
                 headers=headers.items(), body=ctx.body)
-        if problem is not None:
+        # fault rules: the session's first live matching rule, for provider requests only
+        rule = faults.fire(ctx, provider.name) if journaled and not bad_session else None
+        response = await faults.before_handler(ctx, provider, rule) if rule else None
+        if response is not None:
+            pass  # the rule's scripted answer replaces the provider's
+        elif problem is not None:
             response = provider.problem_response(ctx, problem)
         else:
             assert ctx.operation is not None
             response = await self._handle(provider, ctx)
         if ctx.warnings:
             response.headers[WARNING_HEADER] = "; ".join(ctx.warnings)
-        await response(scope, receive, send)
+        lost: netfaults.FaultWithoutConnection | None = None
+        if rule is not None and rule.fault:
+            # from here on `response` is what went on the wire (status 0: nothing did)
+            try:
+                response = await netfaults.deliver(rule.fault, response, scope, receive, send,
+                                                   session.fault_chances, ctx.entry)
+            except netfaults.FaultWithoutConnection as exc:  # raised below, once journaled
+                response, lost = exc.sent, exc
+        else:
+            await response(scope, receive, send)
         duration_ms = (time.perf_counter() - started) * 1000
         if ctx.entry is not None:
             ctx.entry.warnings = list(ctx.warnings)
@@ -195,6 +210,8 @@ class SandboxApp:
                        "method": method, "path": path, "status": response.status_code,
                        "duration_ms": round(duration_ms, 3),
                        "fault": ctx.entry.fault if ctx.entry else None})
+        if lost is not None:
+            raise lost
 
     async def _handle(self, provider: ProviderApp, ctx: Context) -> Response:
         assert ctx.operation is not None
@@ -262,4 +279,7 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
         attach = getattr(provider, "attach", None)
         if attach is not None:
             attach(app)
+    if settings.watch and scenarios is None:
+        from mock_server.core.watch import install
+        install(app, list(settings.scenarios) or [str(default_scenario_path())])
     return app

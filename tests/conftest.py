@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -68,3 +70,47 @@ def optty_token(client: TestClient, client_id: str = "sandbox-client",
                                          "scope": "api-user"}, headers=headers)
     assert answer.status_code == 201, answer.text
     return str(answer.json()["access_token"])
+
+
+class LiveServer:
+    """The app under a real uvicorn on a free loopback port, in a thread: for what only a real
+    connection shows (resets, cut bodies, timeouts, concurrency)."""
+
+    def __init__(self, app: SandboxApp) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None,
+                                access_log=False, lifespan="on", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
+        self.url = ""
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[[SandboxApp], LiveServer]]:
+    """Starts a LiveServer for an app; every one started is stopped after the test."""
+    started: list[LiveServer] = []
+
+    def start(app: SandboxApp) -> LiveServer:
+        server = LiveServer(app).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

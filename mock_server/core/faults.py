@@ -1,12 +1,29 @@
-"""Fault rules loaded from scenario documents, with their counters."""
+"""Fault rules loaded from scenario documents: matching, counters, and the outcome a rule picks."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
+import logging
+import re
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
-from mock_server.core.scenarios import Scenario
+from starlette.responses import Response
+
+from mock_server.core.scenarios import Scenario, parse_duration
+
+if TYPE_CHECKING:
+    from mock_server.core.http import Context, ProviderApp
+
+log = logging.getLogger("mock_server.faults")
+
+_NO_VALUE = object()
 
 
 @dataclass(slots=True)
@@ -14,8 +31,10 @@ class FaultRule:
     name: str
     scenario: str
     spec: dict[str, Any]
+    # requests the rule acted on (the admin API's `matched`), and requests it was asked about
+    # while live: `after` and `probability` let some of those through
     matched: int = 0
-    fired: int = 0
+    seen: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -25,25 +44,273 @@ class FaultRule:
     @property
     def remaining(self) -> int | None:
         times = self.spec.get("times")
-        return None if times is None else max(times - self.fired, 0)
+        return None if times is None else max(times - self.matched, 0)
+
+    @property
+    def spent(self) -> bool:
+        times = self.spec.get("times")
+        return times is not None and self.matched >= times
+
+    @property
+    def delay_seconds(self) -> float:
+        delay = self.spec.get("delay")
+        return parse_duration(delay).total_seconds() if delay else 0.0
+
+    @property
+    def respond(self) -> dict[str, Any] | None:
+        return self.spec.get("respond")
+
+    @property
+    def fault(self) -> str | None:
+        return self.spec.get("fault")
 
     def outcome_text(self) -> str:
         parts: list[str] = []
+        if self.spec.get("delay"):
+            parts.append(f"delay {self.spec['delay']}")
         respond = self.spec.get("respond")
         if respond:
             what = respond.get("error") or ("literal body" if "body" in respond else "")
             parts.append(f"respond {respond.get('status')} {what}".strip())
         if self.spec.get("fault"):
             parts.append(f"fault {self.spec['fault']}")
-        if self.spec.get("delay"):
-            parts.append(f"delay {self.spec['delay']}")
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "provider": self.provider, "matched": self.matched,
                 "remaining": self.remaining, "outcome": self.outcome_text()}
 
+    def matches(self, request: FaultRequest) -> bool:
+        return rule_matches(self.spec.get("match") or {}, request)
+
+    def consider(self, draw: Callable[[], float]) -> bool:
+        """Counts one matching request; True when the rule fires for it.
+
+        `after: N` lets the first N matches through, `probability` draws from the session's
+        seeded generator; a request the rule lets through goes on to the next rule."""
+        with self.lock:
+            if self.spent:
+                return False
+            self.seen += 1
+            if self.seen <= int(self.spec.get("after") or 0):
+                return False
+            probability = self.spec.get("probability")
+            if probability is not None and not draw() < probability:
+                return False
+            self.matched += 1
+            return True
+
+    def record(self) -> dict[str, Any]:
+        """What the journal and the access log keep about a firing."""
+        return {"rule": self.name, "action": self.outcome_text()}
+
 
 def rules_from(scenario: Scenario) -> list[FaultRule]:
     return [FaultRule(str(spec["name"]), scenario.name, dict(spec))
             for spec in scenario.document.get("faults") or []]
+
+
+class FaultRequest:
+    """The parts of a request a rule can match on; the body is parsed once, on first need."""
+
+    __slots__ = ("provider", "method", "path", "params", "headers", "_raw", "_media", "_body")
+
+    def __init__(self, provider: str, method: str, path: str, params: Mapping[str, str],
+                 headers: Mapping[str, str], body: bytes) -> None:
+        self.provider = provider
+        self.method = method
+        self.path = path
+        self.params = params
+        self.headers = headers  # case-insensitive lookup (Starlette Headers)
+        self._raw = body
+        self._media = (headers.get("content-type") or "").split(";")[0].strip().lower()
+        self._body: Any = _NO_VALUE
+
+    @property
+    def body(self) -> Any:
+        if self._body is _NO_VALUE:
+            self._body = _parse_body(self._raw, self._media)
+        return self._body
+
+
+def choose(rules: Iterable[FaultRule], request: FaultRequest,
+           draw: Callable[[], float]) -> FaultRule | None:
+    """The first live rule that matches the request and fires for it, counters updated."""
+    for rule in rules:
+        if rule.spent or not rule.matches(request):
+            continue
+        if rule.consider(draw):
+            return rule
+    return None
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+def rule_matches(match: Mapping[str, Any], request: FaultRequest) -> bool:
+    """Every field given must match; an empty `match` matches every provider request."""
+    provider = match.get("provider")
+    if provider is not None and provider != request.provider:
+        return False
+    method = match.get("method")
+    if method is not None and method.upper() != request.method.upper():
+        return False
+    path = match.get("path")
+    if path is not None and not glob(path).fullmatch(request.path):
+        return False
+    for name, pattern in (match.get("params") or {}).items():
+        value = request.params.get(name)
+        if value is None or not glob(str(pattern)).fullmatch(value):
+            return False
+    for name, pattern in (match.get("headers") or {}).items():
+        # a header rule needs the header: even "*" does not match a missing one
+        value = request.headers.get(name.lower())
+        if value is None or not glob(str(pattern)).fullmatch(value):
+            return False
+    wanted = match.get("body") or {}
+    if wanted:
+        body = request.body
+        for dotted, expected in wanted.items():
+            if not value_matches(lookup(body, dotted), expected):
+                return False
+    return True
+
+
+@functools.lru_cache(maxsize=1024)
+def glob(pattern: str) -> re.Pattern[str]:
+    """`*` matches any run of characters (slashes too), `?` one character; nothing else is
+    special, so a path or reference with brackets or dots matches itself."""
+    parts = [".*" if char == "*" else "." if char == "?" else re.escape(char)
+             for char in pattern]
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def lookup(document: Any, dotted: str) -> Any:
+    """The value at a dotted path (`amount.currency`, `items.0.sku`), or _NO_VALUE.
+
+    A key that itself contains dots (`"a.b": 1`) is found too: the longest key that fits wins."""
+    if dotted in ("", "."):
+        return document
+    if isinstance(document, dict):
+        if dotted in document:
+            return document[dotted]
+        parts = dotted.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            head = ".".join(parts[:cut])
+            if head in document:
+                found = lookup(document[head], ".".join(parts[cut:]))
+                if found is not _NO_VALUE:
+                    return found
+        return _NO_VALUE
+    if isinstance(document, list):
+        head, _, rest = dotted.partition(".")
+        if head.isdigit() and int(head) < len(document):
+            return lookup(document[int(head)], rest) if rest else document[int(head)]
+    return _NO_VALUE
+
+
+def value_matches(value: Any, expected: Any) -> bool:
+    """A string is a glob against the value's text (a JSON number as written, true/false/null);
+    a number, boolean or null must equal the value exactly. A missing field matches nothing."""
+    if value is _NO_VALUE or isinstance(value, dict | list):
+        return False
+    if isinstance(expected, str):
+        return glob(expected).fullmatch(_text(value)) is not None
+    if expected is None or isinstance(expected, bool) or isinstance(value, bool):
+        return value is expected
+    if isinstance(value, int | Decimal) and isinstance(expected, int | float):
+        try:
+            return Decimal(value) == Decimal(str(expected))
+        except InvalidOperation:
+            return False
+    return False
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _parse_body(raw: bytes, media: str) -> Any:
+    if not raw:
+        return None
+    if media == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
+    try:
+        # numbers keep their written text (10.50 stays "10.50" for a glob)
+        return json.loads(raw.decode("utf-8"), parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+# --- applying a rule to a request (called by the app around the handler) -----------------------
+
+# Operations whose handlers take a scripted delay at their processing moment
+# (core.http.processing_time); any other request waits before its handler runs.
+PROCESSING_OPERATIONS = frozenset({"createRefund", "RefundsController_refundOrder"})
+
+
+def fire(ctx: Context, provider: str) -> FaultRule | None:
+    """The rule of the request's session that fires for it, if any; the journal is told."""
+    session = ctx.session
+    rules = session.faults
+    if not rules:
+        return None
+    request = FaultRequest(provider, ctx.method, ctx.path, ctx.params, ctx.headers, ctx.body)
+    rule = choose(rules, request, session.fault_chances.chance)
+    if rule is not None and ctx.entry is not None:
+        ctx.entry.fault = rule.record()
+    return rule
+
+
+async def before_handler(ctx: Context, provider: ProviderApp, rule: FaultRule
+                         ) -> Response | None:
+    """A scripted answer that replaces the provider's, after any delay; None lets the provider
+    answer, with a `delay` taken at its processing moment (core.http.processing_time)."""
+    delay = rule.delay_seconds
+    respond = rule.respond
+    if respond is None:
+        operation = ctx.operation.operation_id if ctx.operation else None
+        if delay and operation in PROCESSING_OPERATIONS:
+            # Afterpay takes it while the refund holds its idempotency key, so a concurrent
+            # repeat meets a request still in flight (409); a request refused before its
+            # processing moment answers at once
+            ctx.state["processing_delay"] = delay
+        elif delay:
+            await asyncio.sleep(delay)
+        return None
+    if delay:
+        await asyncio.sleep(delay)
+    return scripted_response(ctx, provider, respond)
+
+
+def scripted_response(ctx: Context, provider: ProviderApp, respond: Mapping[str, Any]
+                      ) -> Response:
+    from mock_server.core.http import Problem
+
+    status = int(respond["status"])
+    code = respond.get("error")
+    if code is not None:
+        try:
+            response = provider.error_response(ctx, str(code), status)
+        except ValueError:
+            # a rule for another provider's code reached this one; scenario checks prevent it
+            log.exception("fault rule error %r cannot be rendered by %s", code, provider.name)
+            response = provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
+    elif "body" in respond:
+        body = respond["body"]
+        if isinstance(body, str):
+            # a string goes out as written: a gateway's HTML page, a plain-text error
+            response = Response(body.encode(), status, media_type="text/plain")
+        else:
+            response = Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+                                .encode(), status, media_type="application/json")
+    else:
+        response = Response(b"", status)
+    for name, value in (respond.get("headers") or {}).items():
+        response.headers[name] = str(value)
+    return response

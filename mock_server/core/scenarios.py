@@ -336,6 +336,11 @@ def _default_name(source: str) -> str:
     return Path(source).stem or "scenario"
 
 
+def scenario_files(source: str | os.PathLike[str]) -> list[str]:
+    """The scenario files a path names: itself, or a directory's, in load order."""
+    return _scenario_files(os.fspath(source), [])
+
+
 def _scenario_files(source: str, problems: list[str]) -> list[str]:
     if not os.path.isdir(source):
         return [source]
@@ -586,7 +591,15 @@ class _Checks:
                 here = (*at, "match", "headers", name)
                 yield here, (f"{format_path(here)}: repeats header {other!r} "
                              "(header names are case-insensitive)")
-        code = _mapping(rule.get("respond")).get("error")
+        respond = _mapping(rule.get("respond"))
+        yield from self._respond_headers(at, _mapping(respond.get("headers")))
+        code = respond.get("error")
+        status = respond.get("status")
+        if isinstance(code, str) and isinstance(status, int) and not isinstance(status, bool) \
+                and status < 400:
+            here = (*at, "respond", "status")
+            yield here, (f"{format_path(here)}: an error needs an error status (400-599), "
+                         f"not {status}")
         if self.error_codes is None or not isinstance(code, str):
             return
         provider = match.get("provider")
@@ -603,6 +616,26 @@ class _Checks:
             if code not in known:
                 yield here, (f"{format_path(here)}: unknown error code {code!r} for {name} "
                              f"(known: {', '.join(sorted(known))})")
+
+
+    @staticmethod
+    def _respond_headers(at: NodePath, headers: dict[str, Any]
+                         ) -> Iterator[tuple[NodePath, str]]:
+        for name, value in headers.items():
+            here = (*at, "respond", "headers", name)
+            if name.lower() in _FRAMING_HEADERS:
+                yield here, (f"{format_path(here)}: {name} is set by the sandbox from the body "
+                             "(use a fault such as truncated_body to break the framing)")
+            elif not _HEADER_NAME.match(name):
+                yield here, f"{format_path(here)}: {name!r} is not a valid header name"
+            elif isinstance(value, str) and not _HEADER_VALUE.match(value):
+                yield here, (f"{format_path(here)}: a header value must be printable Latin-1 "
+                             "text on one line")
+
+
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e\xa0-\xff]*$")
 
 
 def _at(document: dict[str, Any], path: NodePath) -> Any:

@@ -55,6 +55,9 @@ class Session:
     states: dict[str, Any] = field(default_factory=dict)
     scenarios: list[LoadedScenario] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # draws for fault rules' `probability`: seeded like `ids`, but apart from them, so adding a
+    # probabilistic rule does not change the ids a session hands out
+    fault_chances: IdSource = field(default_factory=lambda: IdSource(None, ""))
 
     def state(self, provider: str) -> Any:
         return self.states[provider]
@@ -107,6 +110,18 @@ class World:
             hook(fresh)
         return fresh
 
+    def replace_startup(self, startup: Sequence[Scenario]) -> None:
+        """Makes `startup` the world that new (and reset) sessions copy, once a session built
+        from it shows it applies; else raises ScenarioError and keeps the current one."""
+        with self._lock:
+            current = self.startup
+            self.startup = list(startup)
+            try:
+                self._build(DEFAULT_SESSION)  # a trial build, thrown away
+            except ScenarioError:
+                self.startup = current
+                raise
+
     def sessions(self) -> list[Session]:
         return list(self._sessions.values())
 
@@ -126,6 +141,7 @@ class World:
             ids=IdSource(self.settings.seed, name),
             ledger=self._ledger_factory(),
             journal=Journal(self.settings.journal_size),
+            fault_chances=IdSource(self.settings.seed, f"{name}/faults"),
         )
         for provider in self.providers:
             session.states[provider.name] = provider.new_state(session)
