@@ -175,7 +175,8 @@ class SandboxApp:
                 headers=headers.items(), body=ctx.body)
         # fault rules: the session's first live matching rule, for provider requests only
         rule = faults.fire(ctx, provider.name) if journaled and not bad_session else None
-        response = await faults.before_handler(ctx, provider, rule) if rule else None
+        response = (await faults.before_handler(ctx, provider, rule, handled=problem is None)
+                    if rule else None)
         if response is not None:
             pass  # the rule's scripted answer replaces the provider's
         elif problem is not None:

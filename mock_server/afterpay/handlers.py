@@ -146,7 +146,6 @@ class AfterpayHandlers:
                 if replay is not None:
                     if replay.body_differs:
                         ctx.warn(WARN_REPLAY_BODY_DIFFERS)
-                    await processing_time(ctx)
                     return respond(ctx, replay.answer.status, replay.answer.body)
                 claimed = key
             # a scripted delay happens here, while this request holds its idempotency key
@@ -155,8 +154,8 @@ class AfterpayHandlers:
             completed = True
             return respond(ctx, 201, body)
         except errors.AfterpayError as err:
-            # a scripted delay slows every answer, refusals included (a no-op once taken)
-            await processing_time(ctx)
+            # refused before the processing moment: answered at once, so the retry of a
+            # delayed refund gets its 409 while the original is still in flight
             return error(ctx, err)
         finally:
             # Decision: only a success is kept for replay; a refusal (or a crash, or a cancelled
@@ -173,7 +172,6 @@ class AfterpayHandlers:
             await processing_time(ctx)
             return respond(ctx, 200, dumps(self.model.payment_body(ctx.session, payment)))
         except errors.AfterpayError as err:
-            await processing_time(ctx)
             return error(ctx, err)
 
     async def ping(self, ctx: Context) -> Response:
@@ -181,7 +179,6 @@ class AfterpayHandlers:
         try:
             self.filters(ctx, authenticate=False)
         except errors.AfterpayError as err:
-            await processing_time(ctx)
             return error(ctx, err)
         await processing_time(ctx)
         return respond(ctx, 200, b"pong", media_type="text/plain")

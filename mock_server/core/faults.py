@@ -249,11 +249,6 @@ def _parse_body(raw: bytes, media: str) -> Any:
 
 # --- applying a rule to a request (called by the app around the handler) -----------------------
 
-# Operations whose handlers take a scripted delay at their processing moment
-# (core.http.processing_time); any other request waits before its handler runs.
-PROCESSING_OPERATIONS = frozenset({"createRefund", "RefundsController_refundOrder"})
-
-
 def fire(ctx: Context, provider: str) -> FaultRule | None:
     """The rule of the request's session that fires for it, if any; the journal is told."""
     session = ctx.session
@@ -267,18 +262,18 @@ def fire(ctx: Context, provider: str) -> FaultRule | None:
     return rule
 
 
-async def before_handler(ctx: Context, provider: ProviderApp, rule: FaultRule
-                         ) -> Response | None:
+async def before_handler(ctx: Context, provider: ProviderApp, rule: FaultRule, *,
+                         handled: bool) -> Response | None:
     """A scripted answer that replaces the provider's, after any delay; None lets the provider
-    answer, with a `delay` taken at its processing moment (core.http.processing_time)."""
+    answer. A `delay` alone is taken by the handler at its processing moment
+    (core.http.processing_time): an Afterpay refund takes it while holding its idempotency key,
+    so a concurrent repeat meets a request still in flight (409); a request refused or replayed
+    before that moment answers at once. A request no handler answers (`handled` false: unknown
+    route, wrong method, body too large) waits here."""
     delay = rule.delay_seconds
     respond = rule.respond
     if respond is None:
-        operation = ctx.operation.operation_id if ctx.operation else None
-        if delay and operation in PROCESSING_OPERATIONS:
-            # Afterpay takes it while the refund holds its idempotency key, so a concurrent
-            # repeat meets a request still in flight (409); a request refused before its
-            # processing moment answers at once
+        if delay and handled:
             ctx.state["processing_delay"] = delay
         elif delay:
             await asyncio.sleep(delay)

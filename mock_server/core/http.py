@@ -59,6 +59,9 @@ Handler = Callable[[Context], Awaitable[Response]]
 
 
 class ProviderApp(Protocol):
+    """A provider's HTTP side. Each handler awaits `processing_time(ctx)` at the moment the
+    provider processes the request (a scripted `delay` happens there)."""
+
     @property
     def name(self) -> str: ...
 

@@ -398,18 +398,14 @@ def test_seeded_refunds_are_history_not_idempotency_records(afterpay) -> None:
 
 @pytest.mark.parametrize("call", [
     lambda ap: ap.refund(),
-    lambda ap: ap.refund(amount="FREE"),
-    lambda ap: ap.refund("404404"),
-    lambda ap: ap.refund("100101785227"),
-    lambda ap: ap.refund(**KEYS),  # a replay (the first call below stored it)
+    lambda ap: ap.refund("100101785227"),  # business rules are part of processing
     lambda ap: ap.payment(),
-    lambda ap: ap.payment("404404"),
     lambda ap: ap.client.get("/ping"),
-], ids=["201", "422", "404", "412", "replay", "get", "get-404", "ping"])
-def test_a_scripted_delay_slows_every_answer(afterpay, monkeypatch, call) -> None:
-    """processing_time is where a `delay` rule takes effect (it pops the delay, so only the
-    first pass waits): every Afterpay answer passes it, so a timeout drill works whatever the
-    answer is."""
+], ids=["201", "412", "get", "ping"])
+def test_a_scripted_delay_is_taken_at_the_processing_moment(afterpay, monkeypatch,
+                                                            call) -> None:
+    """processing_time is where a `delay` rule takes effect: making a refund, reading a
+    payment, answering ping."""
     afterpay.refund(**KEYS)
     seen: list[int] = []
 
@@ -418,4 +414,25 @@ def test_a_scripted_delay_slows_every_answer(afterpay, monkeypatch, call) -> Non
 
     monkeypatch.setattr(handlers, "processing_time", spy)
     call(afterpay)
-    assert len(seen) >= 1 and len(set(seen)) == 1
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("call", [
+    lambda ap: ap.refund(amount="FREE"),
+    lambda ap: ap.refund("404404"),
+    lambda ap: ap.refund(**KEYS),  # a replay (the first call below stored it)
+    lambda ap: ap.payment("404404"),
+], ids=["422", "404", "replay", "get-404"])
+def test_refusals_and_replays_answer_before_the_processing_moment(afterpay, monkeypatch,
+                                                                  call) -> None:
+    """Refused or replayed before processing: no scripted delay, so the retry of a delayed
+    refund is told at once (409) and a replay is not slowed down."""
+    afterpay.refund(**KEYS)
+    seen: list[int] = []
+
+    async def spy(ctx) -> None:
+        seen.append(id(ctx))
+
+    monkeypatch.setattr(handlers, "processing_time", spy)
+    call(afterpay)
+    assert seen == []
