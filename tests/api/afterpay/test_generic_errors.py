@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from starlette.testclient import TestClient
 
 from mock_server.afterpay import errors
