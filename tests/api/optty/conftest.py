@@ -7,12 +7,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
+
+from mock_server.app import SandboxApp, create_app
+from mock_server.settings import Settings
 
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"
@@ -30,6 +34,56 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {predicate}")
         time.sleep(0.01)
+
+
+START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
+
+
+class ManualTime:
+    """The base time source: it only moves when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@dataclass
+class Shared:
+    app: SandboxApp
+    client: TestClient
+    time: ManualTime
+
+
+@pytest.fixture(scope="module")
+def _shared_sandbox() -> Iterator[Shared]:
+    # Building the app loads three specs and the default world (~0.2 s); one per module, with
+    # the default session reset before each test, keeps these tests fast.
+    time_source = ManualTime()
+    app = create_app(Settings(seed=7), time_source=time_source)
+    with TestClient(app) as client:
+        yield Shared(app, client, time_source)
+
+
+@pytest.fixture
+def time_source(_shared_sandbox: Shared) -> ManualTime:
+    return _shared_sandbox.time
+
+
+@pytest.fixture
+def app(_shared_sandbox: Shared) -> SandboxApp:
+    _shared_sandbox.time.now = START
+    _shared_sandbox.app.world.reset("default")
+    return _shared_sandbox.app
+
+
+@pytest.fixture
+def client(app: SandboxApp, _shared_sandbox: Shared) -> TestClient:
+    return _shared_sandbox.client
 
 
 class Optty:
@@ -114,6 +168,17 @@ class Optty:
 @pytest.fixture
 def optty(client: TestClient) -> Optty:
     return Optty(client)
+
+
+@pytest.fixture
+def optty_client() -> type[Optty]:
+    """The Optty helper class, for clients the test builds itself."""
+    return Optty
+
+
+@pytest.fixture
+def wait() -> Callable[..., Any]:
+    return wait_until
 
 
 def error_body(status: int, message: Any, error: str | None = None) -> dict[str, Any]:
