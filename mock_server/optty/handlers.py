@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Hashable
 from typing import Any
 
 from starlette.responses import Response
@@ -10,7 +12,8 @@ from mock_server.core.http import Context, processing_time
 from mock_server.optty import errors
 from mock_server.optty.bodyparser import parse_request_body
 from mock_server.optty.jsonparse import stringify
-from mock_server.optty.models import OpttyModel
+from mock_server.core.world import Session
+from mock_server.optty.models import PROVIDER, OpttyModel, ReferenceBusy
 from mock_server.optty.validation import validate_refund
 from mock_server.optty.webhooks import WebhookDispatcher
 
@@ -34,6 +37,22 @@ def read_body(ctx: Context) -> Any:
     return parse_request_body(ctx.headers, ctx.body)
 
 
+async def _reference_freed(session: Session, key: Hashable) -> None:
+    # One event per held reference, set by its holder when it answers; every request runs on
+    # the server's event loop, so nothing can happen between the claim and this wait.
+    waiters = session.state(PROVIDER).reference_waiters
+    event = waiters.get(key)
+    if event is None:
+        event = waiters[key] = asyncio.Event()
+    await event.wait()
+
+
+def _free_reference(session: Session, key: Hashable) -> None:
+    event = session.state(PROVIDER).reference_waiters.pop(key, None)
+    if event is not None:
+        event.set()
+
+
 class OpttyHandlers:
     def __init__(self, model: OpttyModel, dispatcher: WebhookDispatcher) -> None:
         self.model = model
@@ -52,12 +71,18 @@ class OpttyHandlers:
             merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
             refund = validate_refund(body)
             order = self.model.order(ctx.session, merchant, ctx.params["orderReference"])
-            claim = self.model.begin_refund(ctx.session, merchant, order, refund)
+            while True:
+                try:
+                    claim = self.model.begin_refund(ctx.session, merchant, order, refund)
+                    break
+                except ReferenceBusy as busy:
+                    await _reference_freed(ctx.session, busy.key)
             try:
                 await processing_time(ctx)
                 result = self.model.complete_refund(ctx.session, merchant, order, refund, claim)
             finally:
                 self.model.abandon(ctx.session, claim)
+                _free_reference(ctx.session, claim.key)
         except errors.OpttyError as err:
             return error(ctx, err)
         for warning in result.warnings:

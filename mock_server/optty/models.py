@@ -11,7 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 from mock_server.core.clock import iso_millis, parse_instant
-from mock_server.core.ledger import AccountKey, RefundEntry, RefundExceeded, StoredAnswer
+from mock_server.core.ledger import (
+    AccountKey,
+    InFlight,
+    RefundEntry,
+    RefundExceeded,
+    StoredAnswer,
+)
 from mock_server.core.money import parse_amount
 from mock_server.core.scenarios import Scenario, parse_duration
 from mock_server.core.world import Session
@@ -82,6 +88,8 @@ class OpttyState:
     # refund references of seeded refunds, per merchant: taken like any recorded refund's
     seeded_references: set[tuple[str, str]] = field(default_factory=set)
     callbacks: CallbackQueue = field(default_factory=CallbackQueue)
+    # requests waiting for a refundReference held by another request (the HTTP layer's events)
+    reference_waiters: dict[Hashable, Any] = field(default_factory=dict)
 
     def rules(self, provider: str) -> ProviderRules:
         return self.providers.get(provider, ProviderRules())
@@ -221,6 +229,14 @@ class OpttySeeding:
             url=merchant.webhook_url if merchant else None))
 
 
+class ReferenceBusy(Exception):
+    """Another request holds this refundReference right now; wait for it, then ask again."""
+
+    def __init__(self, key: tuple[Hashable, ...]) -> None:
+        super().__init__(key)
+        self.key = key
+
+
 @dataclass(slots=True)
 class RefundClaim:
     """A refundReference held by a request between its checks and its record."""
@@ -279,16 +295,24 @@ class OpttyModel(OpttySeeding):
 
     def begin_refund(self, session: Session, merchant: Merchant, order: Order,
                      refund: OrderRefund) -> RefundClaim:
-        """The checks made before any money moves, with the refundReference claimed first, so
-        that a concurrent request with the same reference is refused while this one runs.
+        """The checks made before any money moves, with the refundReference claimed first.
+
+        A reference held by a request still in flight raises ReferenceBusy: like an insert
+        meeting a unique index, the second request waits for the first to commit (then it is a
+        duplicate) or to roll back (then it goes ahead), so "already exists" always means that
+        a refund with that reference exists.
 
         Order of checks (Decision): reference already used, order not refundable, currency,
         partial refund on a full-refund-only provider; what is left is checked when recording.
         """
         state: OpttyState = session.state(PROVIDER)
         key = reference_key(merchant.merchant_id, refund.refund_reference)
-        if (merchant.merchant_id, refund.refund_reference) in state.seeded_references \
-                or session.ledger.claim(key, session.clock.now()) is not None:
+        if (merchant.merchant_id, refund.refund_reference) in state.seeded_references:
+            raise errors.duplicate_reference()
+        held = session.ledger.claim(key, session.clock.now())
+        if isinstance(held, InFlight):
+            raise ReferenceBusy(key)
+        if held is not None:
             raise errors.duplicate_reference()
         claim = RefundClaim(key, state.rules(order.provider))
         try:

@@ -219,6 +219,20 @@ def test_concurrent_uses_of_one_reference_record_one_refund(
     assert refunded(optty, "ORD-1001") + refunded(optty, "ORD-1002") == Decimal("35.02")
 
 
+def test_a_repeat_waits_for_the_original_and_goes_ahead_if_it_failed(
+        optty: Any, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # like an insert meeting a unique index: the second waits for the first to commit or roll
+    # back, so "already exists" is only ever said when a refund with that reference exists
+    monkeypatch.setattr(handlers, "processing_time", _slow_processing)
+    too_much, fits = asyncio.run(_concurrently(app, optty.token, [
+        ("ORD-1002", _body("r-wait", 30)), ("ORD-1002", _body("r-wait", 10))]))
+    assert fits.status_code == 201
+    assert too_much.json()["message"] in ("You can only refund amount up to AUD 24.98",
+                                          "Refund reference already exists")
+    assert [r["refundReference"] for r in optty.order("ORD-1002")["refunds"]] == [
+        "seed-refund-1002", "r-wait"]
+
+
 def test_concurrent_refunds_never_take_more_than_is_left(
         optty: Any, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(handlers, "processing_time", _slow_processing)
