@@ -174,19 +174,13 @@ def _parse_object(chain: list[str], value: Any, array_limit: int) -> Any:
 
 
 def _parse_keys(key: str, value: Any, array_limit: int) -> Any:
+    # qs parseKeys with depth Infinity: the parent is what precedes the first [...] group, then
+    # every [...] group found anywhere after it (text between groups is dropped, as qs does)
     first = _BRACKET.search(key)
     parent = key[: first.start()] if first else key
     chain = [parent] if parent else []
-    rest = key[first.start():] if first else ""
-    position = 0
-    while first is not None:
-        segment = _BRACKET.match(rest, position)
-        if segment is None:
-            break
-        chain.append(segment.group())
-        position = segment.end()
-    if first is not None and position < len(rest):
-        chain.append("[" + rest[position:] + "]")
+    if first is not None:
+        chain.extend(group.group() for group in _BRACKET.finditer(key, first.start()))
     return _parse_object(chain, value, array_limit)
 
 

@@ -85,8 +85,10 @@ class OpttyState:
     by_client_id: dict[str, Merchant] = field(default_factory=dict)
     providers: dict[str, ProviderRules] = field(default_factory=dict)
     orders: dict[tuple[str, str], Order] = field(default_factory=dict)  # (merchant, reference)
-    # refund references of seeded refunds, per merchant: taken like any recorded refund's
-    seeded_references: set[tuple[str, str]] = field(default_factory=set)
+    # refund references of seeded refunds: (merchant, refundReference) -> orderReference; taken
+    # like any recorded refund's
+    seeded_references: dict[tuple[str, str], str] = field(default_factory=dict)
+    seeded_by_order: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     callbacks: CallbackQueue = field(default_factory=CallbackQueue)
     # requests waiting for a refundReference held by another request (the HTTP layer's events)
     reference_waiters: dict[Hashable, Any] = field(default_factory=dict)
@@ -131,32 +133,28 @@ class OpttySeeding:
                     ("optty", "merchants", index, "clientId"),
                     f"clientId {m['clientId']!r} already belongs to merchant {owner!r}"))
             clients[m["clientId"]] = m["merchantId"]
-        used: dict[tuple[str, str], str] = {}
+        # The document's own consistency (duplicates, money within one order) is checked when it
+        # is parsed; what is left here depends on the session it is loaded into.
+        reseeded = {(o["merchantId"], o["orderReference"]) for o in section.get("orders") or []}
         for index, order in enumerate(section.get("orders") or []):
             where = ("optty", "orders", index)
             merchant = order["merchantId"]
             if merchant not in known:
                 problems.append(scenario.problem(
                     (*where, "merchantId"), f"unknown Optty merchant {merchant!r}"))
-            full = parse_amount(order["amount"]) + (
-                parse_amount(order["surcharge"]) if "surcharge" in order else Decimal(0))
             captured = _seed_captured(order)
-            if captured > full:
-                problems.append(scenario.problem(
-                    (*where, "captured"),
-                    f"captured {captured:.2f} is more than amount + surcharge {full:.2f}"))
             refunded = Decimal(0)
             for r_index, refund in enumerate(order.get("refunds") or []):
                 if refund.get("status") != STATUS_FAILED:
                     refunded += parse_amount(refund["amount"])
-                seen = used.get((merchant, refund["refundReference"]))
-                if seen is not None:
+                owner = state.seeded_references.get((merchant, refund["refundReference"]))
+                if owner is not None and (merchant, owner) not in reseeded:
                     problems.append(scenario.problem(
                         (*where, "refunds", r_index, "refundReference"),
                         f"refundReference {refund['refundReference']!r} is already used by "
-                        f"merchant {merchant!r} (order {seen!r}); it must be unique per merchant"))
-                used[(merchant, refund["refundReference"])] = order["orderReference"]
+                        f"merchant {merchant!r} (order {owner!r}); it must be unique per merchant"))
             if refunded > captured:
+                # an order that is not SUCCESSFUL captured nothing unless `captured` says so
                 problems.append(scenario.problem(
                     (*where, "refunds"),
                     f"refunds total {refunded:.2f}, more than the {captured:.2f} captured"))
@@ -188,6 +186,8 @@ class OpttySeeding:
             order = self._order_from_seed(session, o, now)
             state.orders[(order.merchant_id, order.reference)] = order
             state.callbacks.forget_order(order.account)
+            for reference in state.seeded_by_order.pop((order.merchant_id, order.reference), ()):
+                state.seeded_references.pop((order.merchant_id, reference), None)
             refunds = []
             for r in o.get("refunds") or []:
                 status = r.get("status", STATUS_SUCCESSFUL)
@@ -196,7 +196,10 @@ class OpttySeeding:
                                      "description": r.get("description", "")},
                                     reversed=status == STATUS_FAILED)
                 refunds.append(entry)
-                state.seeded_references.add((order.merchant_id, r["refundReference"]))
+                state.seeded_references[(order.merchant_id, r["refundReference"])] = \
+                    order.reference
+                state.seeded_by_order.setdefault((order.merchant_id, order.reference), []).append(
+                    r["refundReference"])
             session.ledger.open(order.account, order.currency, order.captured, refunds)
             for entry in refunds:
                 if entry.details["status"] == STATUS_PENDING:
