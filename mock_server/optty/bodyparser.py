@@ -1,4 +1,4 @@
-"""Express's body parsers as NestJS registers them (json, then urlencoded extended), before routing."""
+"""Express's body parsers as NestJS registers them (json, urlencoded extended), before routing."""
 
 from __future__ import annotations
 

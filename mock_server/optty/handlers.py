@@ -9,10 +9,10 @@ from typing import Any
 from starlette.responses import Response
 
 from mock_server.core.http import Context, processing_time
+from mock_server.core.world import Session
 from mock_server.optty import errors
 from mock_server.optty.bodyparser import parse_request_body
 from mock_server.optty.jsonparse import stringify
-from mock_server.core.world import Session
 from mock_server.optty.models import PROVIDER, OpttyModel, ReferenceBusy
 from mock_server.optty.validation import validate_refund
 from mock_server.optty.webhooks import WebhookDispatcher

@@ -285,13 +285,15 @@ class OpttyModel(OpttySeeding):
                                   now=session.clock.now())
         except InvalidToken:
             raise errors.Unauthorized() from None
-        merchant = session.state(PROVIDER).merchants.get(claims.merchant_id)
+        state: OpttyState = session.state(PROVIDER)
+        merchant = state.merchants.get(claims.merchant_id)
         if merchant is None:
             raise errors.Unauthorized()
         return merchant
 
     def order(self, session: Session, merchant: Merchant, reference: str) -> Order:
-        order = session.state(PROVIDER).orders.get((merchant.merchant_id, reference))
+        state: OpttyState = session.state(PROVIDER)
+        order = state.orders.get((merchant.merchant_id, reference))
         if order is None:
             raise errors.NotFound()
         return order

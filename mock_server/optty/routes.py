@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
@@ -22,15 +23,15 @@ _PARAM = re.compile(r"\{([^}/]+)\}")
 _SESSION_PREFIX = "/sessions/"
 
 
-class ExpressRoutes:
+class ExpressRoutes(Spec):
     """The spec's router with Express's defaults on top: paths match case-insensitively and
     with or without one trailing slash (`/Orders/ORD-1/refund/` is `/orders/ORD-1/refund`), as
     NestJS's Express router does (path-to-regexp with sensitive=false, strict=false)."""
 
     def __init__(self, spec: Spec) -> None:
-        self._spec = spec
+        super().__init__(spec.provider, spec.document)
         self._loose: list[tuple[re.Pattern[str], str]] = []
-        for template in dict.fromkeys(op.template for op in spec.operations.values()):
+        for template in dict.fromkeys(op.template for op in self.operations.values()):
             pattern, last = "", 0
             for found in _PARAM.finditer(template):
                 pattern += re.escape(template[last:found.start()]) + f"(?P<{found.group(1)}>[^/]+?)"
@@ -38,20 +39,21 @@ class ExpressRoutes:
             pattern += re.escape(template[last:])
             self._loose.append((re.compile(f"^{pattern}/?$", re.IGNORECASE), template))
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._spec, name)
-
     def match(self, path: str) -> RouteMatch | None:
-        found = self._spec.match(path)
+        found = super().match(path)
         if found is not None:
             return found
         for pattern, template in self._loose:
             loose = pattern.match(path)
             if loose is not None:
-                params = loose.groupdict()
-                canonical = _PARAM.sub(lambda m: params[m.group(1)], template)
-                return self._spec.match(canonical)
+                params: dict[str, str] = loose.groupdict()
+                canonical = _PARAM.sub(_filler(params), template)
+                return super().match(canonical)
         return None
+
+
+def _filler(params: dict[str, str]) -> Callable[[re.Match[str]], str]:
+    return lambda found: params[found.group(1)]
 
 
 def original_url(ctx: Context) -> str:

@@ -1,4 +1,4 @@
-"""Asynchronous refunds: settled on the session clock, then POSTed as REFUND_CALLBACK, with retries."""
+"""Asynchronous refunds: settled on the session clock, then POSTed as REFUND_CALLBACK, retried."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ NOTE_CANCELLED = "REFUND_CALLBACK attempt {attempt} of {max} cancelled: the sand
 
 def retry_delay(failed_attempts: int) -> timedelta:
     """Session time between the n-th failed attempt and the next one: 1s, 2s, 4s, ..."""
-    return min(FIRST_RETRY * (2 ** (failed_attempts - 1)), MAX_RETRY_DELAY)
+    delay: timedelta = FIRST_RETRY * (2 ** (failed_attempts - 1))
+    return min(delay, MAX_RETRY_DELAY)
 
 
 @dataclass(slots=True)
@@ -449,5 +450,6 @@ class WebhookDispatcher:
                      delivery.refund.refund_reference)
         elif attempt > 1:
             entry.warnings = [NOTE_DELIVERED_LATE.format(attempt=attempt, max=MAX_ATTEMPTS)]
-        finish(entry, status=status, headers=response_headers, body=response_body[:MAX_RESPONSE_BYTES],
+        finish(entry, status=status, headers=response_headers,
+               body=response_body[:MAX_RESPONSE_BYTES],
                duration_ms=(time.perf_counter() - started) * 1000)

@@ -10,11 +10,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
 from mock_server.app import SandboxApp, create_app
+from mock_server.core.openapi import Spec, to_json_schema
+from mock_server.resources import spec_path
 from mock_server.optty.webhooks import MAX_ATTEMPTS, USER_AGENT
 from mock_server.settings import Settings
 
@@ -121,6 +124,9 @@ def test_advancing_the_clock_past_due_delivers_at_once(optty: Optty, receiver: R
         "refundReference": "r-advance", "orderReference": "ORD-V1", "status": "SUCCESSFUL",
         "refundedAmount": "25.00", "currency": "AUD", "bnplRefundId": refund["bnplRefundId"],
         "transactionId": "TX-V1", "updatedAt": "2026-11-01T10:00:00.123Z"}}
+    document = Spec.load("optty", spec_path("optty")).document
+    jsonschema.validate(got.json(), to_json_schema(document["components"]["schemas"][
+        "RefundCallback"]))
     [entry] = settled_callbacks(hooked, 1)
     assert entry["kind"] == "callback"
     assert (entry["method"], entry["path"], entry["operation"]) == (

@@ -56,18 +56,20 @@ def test_the_plugins_extra_response_type_is_tolerated(optty: Any) -> None:
     assert optty.request_token(response_type="token").status_code == 201
 
 
+SECRET = "a-secret-key-given-on-the-command-line"
+
+
 def test_jwt_secret_setting_signs_the_tokens(time_source: Any) -> None:
-    app = create_app(Settings(seed=7, jwt_secret="a-secret-key-given-on-the-command-line"),
+    app = create_app(Settings(seed=7, jwt_secret=SECRET),
                      time_source=time_source)
     with TestClient(app) as client:
         answer = client.post("/token", data={
             "client_id": "sandbox-client", "client_secret": "sandbox-secret",
             "grant_type": "client_credentials", "scope": "api-user"})
         token = answer.json()["access_token"]
-        assert claims_of(token, "a-secret-key-given-on-the-command-line")["merchantId"] == "sandbox-merchant"
+        assert claims_of(token, SECRET)["merchantId"] == "sandbox-merchant"
         # a token signed with the documented default is not this sandbox's
-        default = jwt.encode(claims_of(token, "a-secret-key-given-on-the-command-line"), DEFAULT_JWT_SECRET,
-                             algorithm="HS256")
+        default = jwt.encode(claims_of(token, SECRET), DEFAULT_JWT_SECRET, algorithm="HS256")
         refused = client.get("/orders/ORD-1001", headers={"Authorization": f"Bearer {default}"})
         assert refused.status_code == 401
 

@@ -94,7 +94,8 @@ def test_a_client_id_belongs_to_one_merchant(world: World) -> None:
 
 def test_reseeding_a_merchant_retires_its_old_client_id(world: World) -> None:
     load(world, "")
-    text = "name: u\noptty:\n  merchants:\n    - {merchantId: m-1, clientId: c-2, clientSecret: s}\n"
+    text = ("name: u\noptty:\n  merchants:\n"
+            "    - {merchantId: m-1, clientId: c-2, clientSecret: s}\n")
     session = world.session("default")
     world.load(session, parse_scenario(text, "u.yaml"))
     assert set(session.state(PROVIDER).by_client_id) == {"c-2"}
