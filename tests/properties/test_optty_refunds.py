@@ -23,15 +23,29 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from mock_server.app import SandboxApp, create_app
+from mock_server.core.scenarios import parse_scenario
 from mock_server.optty import handlers
+from mock_server.resources import default_scenario_path
 from mock_server.settings import Settings
 
 START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
-# the default world's refundable orders: partial refunds allowed, partly refunded, full only
+# the default world's refundable orders (partial refunds allowed, partly refunded, full only,
+# asynchronous), plus an asynchronous provider whose refunds finally fail
 CAPTURED = {"ORD-1001": Decimal("102.50"), "ORD-1002": Decimal("50.00"),
-            "ORD-1003": Decimal("80.00")}
-SEEDED = {"ORD-1001": Decimal(0), "ORD-1002": Decimal("25.02"), "ORD-1003": Decimal(0)}
+            "ORD-1003": Decimal("80.00"), "ORD-1004": Decimal("60.00"),
+            "ORD-FAILS": Decimal("40.00")}
+SEEDED = {order: Decimal(0) for order in CAPTURED} | {"ORD-1002": Decimal("25.02")}
 FULL_ONLY = {"ORD-1003"}
+ASYNC = {"ORD-1004": (2, "SUCCESSFUL"), "ORD-FAILS": (10, "FAILED")}  # callbackAfter, final
+EXTRA_WORLD = """
+name: failing-provider
+optty:
+  providers:
+    OPENPAY_AU: {asyncRefunds: true, callbackAfter: 10s, finalStatus: FAILED}
+  orders:
+    - {orderReference: ORD-FAILS, merchantId: sandbox-merchant, bnplProvider: OPENPAY_AU,
+       amount: "40.00", currency: AUD, status: SUCCESSFUL}
+"""
 _sessions = itertools.count()
 
 
@@ -44,7 +58,9 @@ class Sandbox:
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    app = create_app(Settings(seed=11), time_source=lambda: START)
+    startup = [parse_scenario(default_scenario_path().read_bytes(), "default.yaml"),
+               parse_scenario(EXTRA_WORLD, "extra.yaml")]
+    app = create_app(Settings(seed=11), time_source=lambda: START, scenarios=startup)
     with TestClient(app) as client:
         token = client.post("/token", data={
             "client_id": "sandbox-client", "client_secret": "sandbox-secret",
@@ -75,6 +91,18 @@ class Oracle:
     used: set[str] = field(default_factory=lambda: {"seed-refund-1002"})
     successes: dict[str, list[tuple[str, Decimal]]] = field(
         default_factory=lambda: {order: [] for order in CAPTURED})
+    now: Decimal = Decimal(0)  # seconds of session time since the start
+    # reference -> (order, amount, due, final status, status now)
+    status: dict[str, list[Any]] = field(default_factory=dict)
+
+    def advance(self, seconds: Decimal) -> None:
+        self.now += seconds
+        for entry in self.status.values():
+            order, amount, due, final, current = entry
+            if current == "PENDING" and due <= self.now:
+                entry[4] = final
+                if final == "FAILED":  # the money comes back
+                    self.refunded[order] -= amount
 
     def expect(self, order: str, amount: Decimal, reference: str, currency: str
                ) -> tuple[int, str | None]:
@@ -90,6 +118,10 @@ class Oracle:
         self.used.add(reference)
         self.refunded[order] += amount
         self.successes[order].append((reference, amount))
+        after, final = ASYNC.get(order, (0, "SUCCESSFUL"))
+        pending = order in ASYNC
+        self.status[reference] = [order, amount, self.now + after, final,
+                                  "PENDING" if pending else "SUCCESSFUL"]
         return 201, None
 
 
@@ -103,18 +135,32 @@ def assert_books(client: TestClient, headers: dict[str, str], oracle: Oracle) ->
         made = [(r["refundReference"], Decimal(r["refundedAmount"]))
                 for r in body["refunds"] if r["refundReference"] != "seed-refund-1002"]
         assert made == oracle.successes[order]  # each success once, in order
-        assert sum((Decimal(r["refundedAmount"]) for r in body["refunds"]), Decimal(0)) == refunded
+        for refund in body["refunds"]:
+            if refund["refundReference"] in oracle.status:
+                assert refund["refundStatus"] == oracle.status[refund["refundReference"]][4]
+        counted = [Decimal(r["refundedAmount"]) for r in body["refunds"]
+                   if r["refundStatus"] != "FAILED"]
+        assert sum(counted, Decimal(0)) == refunded
+
+
+clock_moves = st.integers(min_value=1, max_value=12).map(lambda s: ("advance", Decimal(s)))
 
 
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(refund_ops, min_size=1, max_size=14))
-def test_random_refund_sequences_keep_the_books(sandbox: Sandbox,
-                                                ops: list[tuple[str, Decimal, str, str]]) -> None:
+@given(st.lists(refund_ops | clock_moves, min_size=1, max_size=16))
+def test_random_refund_sequences_keep_the_books(sandbox: Sandbox, ops: list[Any]) -> None:
     headers = {"Authorization": f"Bearer {sandbox.token}",
                "X-Sandbox-Session": f"prop-seq-{next(_sessions)}"}
     oracle = Oracle()
-    for order, amount, reference, currency in ops:
+    for op in ops:
+        if op[0] == "advance":
+            oracle.advance(op[1])
+            moved = sandbox.client.post("/__admin/clock/advance", json={"seconds": int(op[1])},
+                                        headers=headers)
+            assert moved.status_code == 200
+            continue
+        order, amount, reference, currency = op
         expected_status, expected_message = oracle.expect(order, amount, reference, currency)
         answer = sandbox.client.post(f"/orders/{order}/refund",
                                      content=refund_json(reference, amount, currency),

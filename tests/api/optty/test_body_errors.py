@@ -118,6 +118,20 @@ def test_nodes_wording_and_utf16_positions(raw: bytes, message: str, optty: Any)
     assert answer.json()["message"] == message
 
 
+def test_a_get_with_a_malformed_json_body_is_400_too(optty: Any) -> None:
+    answer = optty.http.request("GET", "/orders/ORD-1001", content=b"{x",
+                                headers={**optty.auth(), "Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json()["message"] == "Unexpected token x in JSON at position 1"
+
+
+def test_a_get_with_a_content_type_and_no_body_is_fine(optty: Any) -> None:
+    # Optty's plugin reads orders this way (Guzzle, Content-Type: application/json, no body)
+    answer = optty.http.get("/orders/ORD-1001",
+                            headers={**optty.auth(), "Content-Type": "application/json"})
+    assert answer.status_code == 200
+
+
 def test_an_empty_json_body_is_an_empty_object(optty: Any) -> None:
     # body-parser: "special-case empty json body, as it's a common client-side mistake"
     answer = optty.post_raw(REFUND_PATH, b"")
