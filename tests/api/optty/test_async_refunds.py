@@ -17,8 +17,8 @@ from starlette.testclient import TestClient
 
 from mock_server.app import SandboxApp, create_app
 from mock_server.core.openapi import Spec, to_json_schema
-from mock_server.resources import spec_path
 from mock_server.optty.webhooks import MAX_ATTEMPTS, USER_AGENT
+from mock_server.resources import spec_path
 from mock_server.settings import Settings
 
 # Optty (the client helper) and Receiver come from this folder's conftest as fixtures
