@@ -74,7 +74,7 @@ class PendingRefund:
     url: str | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # each delivery is itself, however alike two may look
 class Delivery:
     refund: PendingRefund
     body: bytes
