@@ -151,6 +151,8 @@ class SandboxApp:
                                      else session_name)
         ctx = Context(self.world, self.settings, session, method, path or "/", headers,
                       QueryParams(scope.get("query_string", b"")), b"")
+        # the target as sent, still percent-encoded (Optty's "Cannot POST <originalUrl>")
+        ctx.state["raw_path"] = scope.get("raw_path")
         problem: Problem | None = None
         if bad_session:
             problem = Problem(Problem.BAD_SESSION,

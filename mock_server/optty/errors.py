@@ -49,6 +49,8 @@ class OpttyError(Exception):
     def __init__(self, message: str | list[str] | None = None) -> None:
         self.message: str | list[str] = self.default_message if message is None else message
         self.error: str | None = None if message is None else self.description
+        # X-Sandbox-Warning texts to send along with this answer
+        self.warnings: list[str] = []
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
@@ -91,6 +93,23 @@ class RouteNotFound(NotFound):
 class PayloadTooLarge(OpttyError):
     status = 413
     default_message = MSG_PAYLOAD_TOO_LARGE
+
+
+class HttpError(OpttyError):
+    """An http-errors error from Express's body parsers (raw-body, body-parser): not a NestJS
+    HttpException, so BaseExceptionFilter.handleUnknownError answers {statusCode, message}."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+        self.error = None
+
+
+class UnsupportedMediaType(HttpError):
+    """body-parser's 415: a charset or Content-Encoding it cannot read."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(415, message)
 
 
 class TooManyRequests(OpttyError):

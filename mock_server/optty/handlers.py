@@ -2,74 +2,98 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
+from collections.abc import Hashable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.responses import Response
 
 from mock_server.core.http import Context, processing_time
+from mock_server.core.world import Session
 from mock_server.optty import errors
-from mock_server.optty.jsonparse import JsonSyntaxError, parse_json
-from mock_server.optty.models import OpttyModel
+from mock_server.optty.bodyparser import parse_request_body
+from mock_server.optty.jsonparse import stringify
+from mock_server.optty.models import PROVIDER, OpttyModel, ReferenceBusy
 from mock_server.optty.validation import validate_refund
+from mock_server.optty.webhooks import WebhookDispatcher
+
+JSON = "application/json; charset=utf-8"  # Express's res.json
 
 
 def respond(status: int, payload: Any) -> Response:
-    # Express's res.json: compact JSON.stringify output
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(body, status, media_type="application/json")
+    # Express's res.json: JSON.stringify output, compact
+    return Response(stringify(payload), status, media_type=JSON)
 
 
 def error(ctx: Context, err: errors.OpttyError) -> Response:
-    return Response(errors.render(err), err.status, media_type="application/json")
+    for warning in err.warnings:
+        ctx.warn(warning)
+    return Response(errors.render(err), err.status, media_type=JSON)
 
 
-def _media(ctx: Context) -> str:
-    return (ctx.headers.get("content-type") or "").split(";")[0].strip().lower()
+def read_body(ctx: Context) -> Any:
+    """Express's body parsers run before routing and before any guard: a JSON or form body is
+    parsed (or refused) first; any other content type leaves the body empty, as Express does."""
+    return parse_request_body(ctx.headers, ctx.body)
 
 
-def parse_body(ctx: Context) -> Any:
-    """Express's body parsers run before any guard: a JSON body is parsed (or refused) first;
-    any other content type leaves the body empty, as Express does."""
-    media = _media(ctx)
-    if media == "application/json" or media.endswith("+json"):
-        try:
-            return parse_json(ctx.body)
-        except JsonSyntaxError as exc:
-            raise errors.BadRequest(exc.message) from None
-    if media == "application/x-www-form-urlencoded":
-        return dict(parse_qsl(ctx.body.decode("utf-8", errors="replace"),
-                              keep_blank_values=True))
-    return {}
+async def _reference_freed(session: Session, key: Hashable) -> None:
+    # One event per held reference, set by its holder when it answers; every request runs on
+    # the server's event loop, so nothing can happen between the claim and this wait.
+    waiters = session.state(PROVIDER).reference_waiters
+    event = waiters.get(key)
+    if event is None:
+        event = waiters[key] = asyncio.Event()
+    await event.wait()
+
+
+def _free_reference(session: Session, key: Hashable) -> None:
+    event = session.state(PROVIDER).reference_waiters.pop(key, None)
+    if event is not None:
+        event.set()
 
 
 class OpttyHandlers:
-    def __init__(self, model: OpttyModel) -> None:
+    def __init__(self, model: OpttyModel, dispatcher: WebhookDispatcher) -> None:
         self.model = model
+        self.dispatcher = dispatcher
 
     async def issue_token(self, ctx: Context) -> Response:
         try:
-            body = parse_body(ctx)
-            form = {k: v for k, v in body.items() if isinstance(v, str)} \
-                if isinstance(body, dict) else {}
-            return respond(201, self.model.issue_token(ctx.session, form))
+            body = read_body(ctx)
+            return respond(201, self.model.issue_token(ctx.session, body))
         except errors.OpttyError as err:
             return error(ctx, err)
 
     async def refund_order(self, ctx: Context) -> Response:
         try:
-            body = parse_body(ctx)
+            body = read_body(ctx)
             merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
             refund = validate_refund(body)
             order = self.model.order(ctx.session, merchant, ctx.params["orderReference"])
-            await processing_time(ctx)
-            return respond(201, self.model.refund(ctx.session, merchant, order, refund))
+            while True:
+                try:
+                    claim = self.model.begin_refund(ctx.session, merchant, order, refund)
+                    break
+                except ReferenceBusy as busy:
+                    await _reference_freed(ctx.session, busy.key)
+            try:
+                await processing_time(ctx)
+                result = self.model.complete_refund(ctx.session, merchant, order, refund, claim)
+            finally:
+                self.model.abandon(ctx.session, claim)
+                _free_reference(ctx.session, claim.key)
         except errors.OpttyError as err:
             return error(ctx, err)
+        for warning in result.warnings:
+            ctx.warn(warning)
+        if result.body.get("refundStatus") == "PENDING":
+            self.dispatcher.ensure_running()
+        return respond(201, result.body)
 
     async def get_order(self, ctx: Context) -> Response:
         try:
+            read_body(ctx)
             merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
             order = self.model.order(ctx.session, merchant, ctx.params["orderReference"])
             return respond(200, self.model.order_body(ctx.session, order))

@@ -3,22 +3,42 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from mock_server.core.clock import iso_millis, parse_instant
-from mock_server.core.ledger import AccountKey, RefundEntry, RefundExceeded, StoredAnswer
+from mock_server.core.ledger import (
+    AccountKey,
+    InFlight,
+    RefundEntry,
+    RefundExceeded,
+    StoredAnswer,
+)
 from mock_server.core.money import parse_amount
 from mock_server.core.scenarios import Scenario, parse_duration
 from mock_server.core.world import Session
 from mock_server.optty import errors
 from mock_server.optty.tokens import InvalidToken, issue_token, token_response, verify_token
 from mock_server.optty.validation import OrderRefund, validate_token_request
+from mock_server.optty.webhooks import CallbackQueue, PendingRefund
 
 PROVIDER = "optty"
+STATUS_SUCCESSFUL = "SUCCESSFUL"
+STATUS_PENDING = "PENDING"
+STATUS_FAILED = "FAILED"
+
+# passport-jwt's ExtractJwt.fromAuthHeaderAsBearerToken(): the first two runs of non-space in the
+# header (the regex is not anchored), the scheme compared case-insensitively. JavaScript's \s.
+_JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_AUTH_HEADER = re.compile(f"([^{_JS_SPACE}]+)[{_JS_SPACE}]+([^{_JS_SPACE}]+)")
+
+WARN_NO_WEBHOOK = (
+    "merchant {merchant} has no webhookUrl: this refund becomes {status} after {after}, but no "
+    "REFUND_CALLBACK will be delivered (set webhookUrl in the scenario's optty.merchants)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +56,7 @@ class ProviderRules:
     partial_refunds: bool = True
     async_refunds: bool = False
     callback_after: timedelta = timedelta(seconds=2)
-    final_status: str = "SUCCESSFUL"
+    final_status: str = STATUS_SUCCESSFUL
 
 
 @dataclass(slots=True)
@@ -65,9 +85,31 @@ class OpttyState:
     by_client_id: dict[str, Merchant] = field(default_factory=dict)
     providers: dict[str, ProviderRules] = field(default_factory=dict)
     orders: dict[tuple[str, str], Order] = field(default_factory=dict)  # (merchant, reference)
+    # refund references of seeded refunds: (merchant, refundReference) -> orderReference; taken
+    # like any recorded refund's
+    seeded_references: dict[tuple[str, str], str] = field(default_factory=dict)
+    seeded_by_order: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    callbacks: CallbackQueue = field(default_factory=CallbackQueue)
+    # requests waiting for a refundReference held by another request (the HTTP layer's events)
+    reference_waiters: dict[Hashable, Any] = field(default_factory=dict)
 
     def rules(self, provider: str) -> ProviderRules:
         return self.providers.get(provider, ProviderRules())
+
+
+def reference_key(merchant_id: str, refund_reference: str) -> tuple[Hashable, ...]:
+    """The ledger's idempotency key that keeps a refundReference unique per merchant."""
+    return (PROVIDER, merchant_id, "refundReference", refund_reference)
+
+
+def _seed_captured(o: dict[str, Any]) -> Decimal:
+    if "captured" in o:
+        return parse_amount(o["captured"])
+    # a full refund is amount + surcharge (docs), so that is what a paid order captured
+    if o.get("status", STATUS_SUCCESSFUL) != STATUS_SUCCESSFUL:
+        return Decimal(0)
+    surcharge = parse_amount(o["surcharge"]) if "surcharge" in o else Decimal(0)
+    return parse_amount(o["amount"]) + surcharge
 
 
 class OpttySeeding:
@@ -83,11 +125,6 @@ class OpttySeeding:
         state: OpttyState = session.state(PROVIDER)
         known = set(state.merchants) | {m["merchantId"] for m in section.get("merchants") or []}
         problems = []
-        for index, order in enumerate(section.get("orders") or []):
-            if order["merchantId"] not in known:
-                problems.append(scenario.problem(
-                    ("optty", "orders", index, "merchantId"),
-                    f"unknown Optty merchant {order['merchantId']!r}"))
         clients: dict[str, str] = {m.client_id: m.merchant_id for m in state.merchants.values()}
         for index, m in enumerate(section.get("merchants") or []):
             owner = clients.get(m["clientId"])
@@ -96,6 +133,31 @@ class OpttySeeding:
                     ("optty", "merchants", index, "clientId"),
                     f"clientId {m['clientId']!r} already belongs to merchant {owner!r}"))
             clients[m["clientId"]] = m["merchantId"]
+        # The document's own consistency (duplicates, money within one order) is checked when it
+        # is parsed; what is left here depends on the session it is loaded into.
+        reseeded = {(o["merchantId"], o["orderReference"]) for o in section.get("orders") or []}
+        for index, order in enumerate(section.get("orders") or []):
+            where = ("optty", "orders", index)
+            merchant = order["merchantId"]
+            if merchant not in known:
+                problems.append(scenario.problem(
+                    (*where, "merchantId"), f"unknown Optty merchant {merchant!r}"))
+            captured = _seed_captured(order)
+            refunded = Decimal(0)
+            for r_index, refund in enumerate(order.get("refunds") or []):
+                if refund.get("status") != STATUS_FAILED:
+                    refunded += parse_amount(refund["amount"])
+                owner = state.seeded_references.get((merchant, refund["refundReference"]))
+                if owner is not None and (merchant, owner) not in reseeded:
+                    problems.append(scenario.problem(
+                        (*where, "refunds", r_index, "refundReference"),
+                        f"refundReference {refund['refundReference']!r} is already used by "
+                        f"merchant {merchant!r} (order {owner!r}); it must be unique per merchant"))
+            if refunded > captured:
+                # an order that is not SUCCESSFUL captured nothing unless `captured` says so
+                problems.append(scenario.problem(
+                    (*where, "refunds"),
+                    f"refunds total {refunded:.2f}, more than the {captured:.2f} captured"))
         return problems
 
     def apply_seed(self, session: Session, scenario: Scenario) -> dict[str, int]:
@@ -105,6 +167,9 @@ class OpttySeeding:
         for m in merchants:
             merchant = Merchant(m["merchantId"], m["clientId"], m["clientSecret"],
                                 m.get("webhookUrl"))
+            previous = state.merchants.get(merchant.merchant_id)
+            if previous is not None:
+                state.by_client_id.pop(previous.client_id, None)
             state.merchants[merchant.merchant_id] = merchant
             state.by_client_id[merchant.client_id] = merchant
         for name, rules in (section.get("providers") or {}).items():
@@ -120,33 +185,74 @@ class OpttySeeding:
         for o in orders:
             order = self._order_from_seed(session, o, now)
             state.orders[(order.merchant_id, order.reference)] = order
-            refunds = [
-                RefundEntry(session.ids.uuid(), parse_amount(r["amount"]), order.updated,
-                            {"refundReference": r["refundReference"],
-                             "status": r.get("status", "SUCCESSFUL"),
-                             "description": r.get("description", "")},
-                            reversed=r.get("status") == "FAILED")
-                for r in o.get("refunds") or []]
+            state.callbacks.forget_order(order.account)
+            for reference in state.seeded_by_order.pop((order.merchant_id, order.reference), ()):
+                state.seeded_references.pop((order.merchant_id, reference), None)
+            refunds = []
+            for r in o.get("refunds") or []:
+                status = r.get("status", STATUS_SUCCESSFUL)
+                entry = RefundEntry(session.ids.uuid(), parse_amount(r["amount"]), order.updated,
+                                    {"refundReference": r["refundReference"], "status": status,
+                                     "description": r.get("description", "")},
+                                    reversed=status == STATUS_FAILED)
+                refunds.append(entry)
+                state.seeded_references[(order.merchant_id, r["refundReference"])] = \
+                    order.reference
+                state.seeded_by_order.setdefault((order.merchant_id, order.reference), []).append(
+                    r["refundReference"])
             session.ledger.open(order.account, order.currency, order.captured, refunds)
+            for entry in refunds:
+                if entry.details["status"] == STATUS_PENDING:
+                    # a seeded PENDING refund settles like a new one: callbackAfter from now
+                    self._schedule(state, order, entry, now)
         return {"opttyMerchants": len(merchants), "opttyOrders": len(orders)}
 
     def _order_from_seed(self, session: Session, o: dict[str, Any], now: datetime) -> Order:
-        amount = parse_amount(o["amount"])
-        surcharge = parse_amount(o["surcharge"]) if "surcharge" in o else Decimal(0)
-        status = o.get("status", "SUCCESSFUL")
-        if "captured" in o:
-            captured = parse_amount(o["captured"])
-        else:
-            # a full refund is amount + surcharge (docs), so that is what a paid order captured
-            captured = amount + surcharge if status == "SUCCESSFUL" else Decimal(0)
         created = parse_instant(o["created"]) if o.get("created") else now
         updated = parse_instant(o["updatedAt"]) if o.get("updatedAt") else created
         return Order(
             reference=o["orderReference"], merchant_id=o["merchantId"],
-            provider=o["bnplProvider"], amount=amount, surcharge=surcharge, captured=captured,
-            currency=o["currency"], status=status, created=created, updated=updated,
+            provider=o["bnplProvider"], amount=parse_amount(o["amount"]),
+            surcharge=parse_amount(o["surcharge"]) if "surcharge" in o else Decimal(0),
+            captured=_seed_captured(o), currency=o["currency"],
+            status=o.get("status", STATUS_SUCCESSFUL), created=created, updated=updated,
             bnpl_order_id=o.get("bnplOrderId") or session.ids.uuid(),
             transaction_reference=o.get("transactionReference") or session.ids.hex(24))
+
+    @staticmethod
+    def _schedule(state: OpttyState, order: Order, entry: RefundEntry, now: datetime) -> None:
+        rules = state.rules(order.provider)
+        merchant = state.merchants.get(order.merchant_id)
+        state.callbacks.schedule(PendingRefund(
+            due=now + rules.callback_after, account=order.account, refund_id=entry.refund_id,
+            merchant_id=order.merchant_id, order_reference=order.reference,
+            refund_reference=str(entry.details.get("refundReference", "")),
+            amount=entry.amount, currency=order.currency,
+            transaction_id=order.transaction_reference, final_status=rules.final_status,
+            url=merchant.webhook_url if merchant else None))
+
+
+class ReferenceBusy(Exception):
+    """Another request holds this refundReference right now; wait for it, then ask again."""
+
+    def __init__(self, key: tuple[Hashable, ...]) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+@dataclass(slots=True)
+class RefundClaim:
+    """A refundReference held by a request between its checks and its record."""
+
+    key: tuple[Hashable, ...]
+    rules: ProviderRules
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    body: dict[str, Any]
+    warnings: tuple[str, ...]
 
 
 class OpttyModel(OpttySeeding):
@@ -157,73 +263,121 @@ class OpttyModel(OpttySeeding):
     def __init__(self, jwt_secret: str) -> None:
         self.jwt_secret = jwt_secret
 
-    def issue_token(self, session: Session, form: Mapping[str, str]) -> dict[str, Any]:
+    def issue_token(self, session: Session, form: Any) -> dict[str, Any]:
         request = validate_token_request(form)
         state: OpttyState = session.state(PROVIDER)
         merchant = state.by_client_id.get(request.client_id)
         expected = merchant.client_secret if merchant else "\0"
-        if not hmac.compare_digest(request.client_secret.encode(), expected.encode()) \
-                or merchant is None:
+        matches = hmac.compare_digest(request.client_secret.encode("utf-8", "surrogatepass"),
+                                      expected.encode("utf-8", "surrogatepass"))
+        if merchant is None or not matches:
             raise errors.Unauthorized()
         return token_response(issue_token(merchant.merchant_id, secret=self.jwt_secret,
                                           now=session.clock.now()))
 
     def authenticate(self, session: Session, authorization: str | None) -> Merchant:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme != "Bearer" or not token.strip():
+        """passport-jwt + the strategy's validate(): every refusal is a bare 401."""
+        found = _AUTH_HEADER.search(authorization or "")
+        if found is None or found.group(1).lower() != "bearer":
             raise errors.Unauthorized()
         try:
-            claims = verify_token(token.strip(), secret=self.jwt_secret, now=session.clock.now())
+            claims = verify_token(found.group(2), secret=self.jwt_secret,
+                                  now=session.clock.now())
         except InvalidToken:
             raise errors.Unauthorized() from None
-        merchant = session.state(PROVIDER).merchants.get(claims.merchant_id)
+        state: OpttyState = session.state(PROVIDER)
+        merchant = state.merchants.get(claims.merchant_id)
         if merchant is None:
             raise errors.Unauthorized()
         return merchant
 
     def order(self, session: Session, merchant: Merchant, reference: str) -> Order:
-        order = session.state(PROVIDER).orders.get((merchant.merchant_id, reference))
+        state: OpttyState = session.state(PROVIDER)
+        order = state.orders.get((merchant.merchant_id, reference))
         if order is None:
             raise errors.NotFound()
         return order
 
-    def refund(self, session: Session, merchant: Merchant, order: Order,
-               refund: OrderRefund) -> dict[str, Any]:
+    def begin_refund(self, session: Session, merchant: Merchant, order: Order,
+                     refund: OrderRefund) -> RefundClaim:
+        """The checks made before any money moves, with the refundReference claimed first.
+
+        A reference held by a request still in flight raises ReferenceBusy: like an insert
+        meeting a unique index, the second request waits for the first to commit (then it is a
+        duplicate) or to roll back (then it goes ahead), so "already exists" always means that
+        a refund with that reference exists.
+
+        Order of checks (Decision): reference already used, order not refundable, currency,
+        partial refund on a full-refund-only provider; what is left is checked when recording.
+        """
         state: OpttyState = session.state(PROVIDER)
-        if order.status != "SUCCESSFUL" or order.captured <= 0:
-            raise errors.not_eligible()
-        if refund.currency != order.currency:
-            raise errors.currency_mismatch(order.currency)
-        rules = state.rules(order.provider)
-        if not rules.partial_refunds and refund.amount != order.captured:
-            raise errors.partial_refund_not_supported(order.provider)
-        key = (PROVIDER, merchant.merchant_id, "refundReference", refund.refund_reference)
-        if session.ledger.claim(key, session.clock.now()) is not None:
+        key = reference_key(merchant.merchant_id, refund.refund_reference)
+        if (merchant.merchant_id, refund.refund_reference) in state.seeded_references:
             raise errors.duplicate_reference()
+        held = session.ledger.claim(key, session.clock.now())
+        if isinstance(held, InFlight):
+            raise ReferenceBusy(key)
+        if held is not None:
+            raise errors.duplicate_reference()
+        claim = RefundClaim(key, state.rules(order.provider))
+        try:
+            if order.status != STATUS_SUCCESSFUL or order.captured <= 0:
+                raise errors.not_eligible()
+            if refund.currency != order.currency:
+                raise errors.currency_mismatch(order.currency)
+            if not claim.rules.partial_refunds and refund.amount < order.captured:
+                raise errors.partial_refund_not_supported(order.provider)
+        except BaseException:
+            self.abandon(session, claim)
+            raise
+        return claim
+
+    def abandon(self, session: Session, claim: RefundClaim) -> None:
+        """Gives the reference back when the request ends without recording a refund."""
+        if not claim.done:
+            session.ledger.release(claim.key)
+
+    def complete_refund(self, session: Session, merchant: Merchant, order: Order,
+                        refund: OrderRefund, claim: RefundClaim) -> RefundResult:
+        """Records the refund, atomically against what is left; asynchronous providers answer
+        PENDING and schedule the REFUND_CALLBACK."""
+        state: OpttyState = session.state(PROVIDER)
+        rules = claim.rules
         now = session.clock.now()
+        # a FAILED asynchronous refund that fell due gives its money back before this one counts
+        state.callbacks.settle_due(session, now)
+        status = STATUS_PENDING if rules.async_refunds else STATUS_SUCCESSFUL
+        callback_url = merchant.webhook_url if rules.async_refunds else None
         body: dict[str, Any] = {}
-        status = "PENDING" if rules.async_refunds else "SUCCESSFUL"
 
         def build(_left: Decimal) -> tuple[RefundEntry, StoredAnswer | None]:
             refund_id = session.ids.uuid()
-            body.update(refund_body(order, refund, refund_id, status, now))
-            entry = RefundEntry(refund_id, refund.amount, now,
-                                {"refundReference": refund.refund_reference, "status": status,
-                                 "description": refund.description})
+            body.update(refund_body(order, refund, refund_id, status, now, callback_url))
+            details: dict[str, Any] = {"refundReference": refund.refund_reference,
+                                       "status": status, "description": refund.description}
+            if callback_url is not None:
+                details["callbackUrl"] = callback_url
+            entry = RefundEntry(refund_id, refund.amount, now, details)
             # the reference stays taken for good: a second use is refused, never replayed
             return entry, StoredAnswer(201, (), b"", refund.refund_reference, None)
 
         try:
-            session.ledger.refund(order.account, refund.amount, build, key)
+            entry = session.ledger.refund(order.account, refund.amount, build, claim.key)
         except RefundExceeded as exc:
-            session.ledger.release(key)
             raise errors.over_refund(order.currency, exc.remaining) from None
-        except BaseException:
-            session.ledger.release(key)
-            raise
-        return body
+        claim.done = True
+        warnings: tuple[str, ...] = ()
+        if rules.async_refunds:
+            self._schedule(state, order, entry, now)
+            if merchant.webhook_url is None:
+                warnings = (WARN_NO_WEBHOOK.format(
+                    merchant=merchant.merchant_id, status=rules.final_status,
+                    after=_duration_text(rules.callback_after)),)
+        return RefundResult(body, warnings)
 
     def order_body(self, session: Session, order: Order) -> dict[str, Any]:
+        state: OpttyState = session.state(PROVIDER)
+        state.callbacks.settle_due(session, session.clock.now())
         view = session.ledger.view(order.account)
         assert view is not None
         return {
@@ -245,10 +399,15 @@ class OpttyModel(OpttySeeding):
         }
 
 
+def _duration_text(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds:g}s of session time"
+
+
 def refund_body(order: Order, refund: OrderRefund, refund_id: str, status: str,
-                at: datetime) -> dict[str, Any]:
+                at: datetime, callback_url: str | None) -> dict[str, Any]:
     # Decision: the newer schema's types (strings, ISO 8601 date), reference echoed unchanged
-    return {
+    body = {
         "refundReference": refund.refund_reference,
         "bnplProvider": order.provider,
         "refundedAmount": f"{refund.amount:.2f}",
@@ -257,15 +416,22 @@ def refund_body(order: Order, refund: OrderRefund, refund_id: str, status: str,
         "refundDate": iso_millis(at),
         "bnplRefundId": refund_id,
     }
+    if callback_url is not None:
+        # Decision: where the REFUND_CALLBACK will be POSTed, i.e. the merchant's webhookUrl
+        body["callbackUrl"] = callback_url
+    return body
 
 
 def stored_refund_body(order: Order, entry: RefundEntry) -> dict[str, Any]:
-    return {
+    body = {
         "refundReference": entry.details.get("refundReference", ""),
         "bnplProvider": order.provider,
         "refundedAmount": f"{entry.amount:.2f}",
-        "refundStatus": entry.details.get("status", "SUCCESSFUL"),
+        "refundStatus": entry.details.get("status", STATUS_SUCCESSFUL),
         "description": entry.details.get("description", ""),
         "refundDate": iso_millis(entry.at),
         "bnplRefundId": entry.refund_id,
     }
+    if entry.details.get("callbackUrl"):
+        body["callbackUrl"] = entry.details["callbackUrl"]
+    return body

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from mock_server.optty.errors import BadRequest, InternalError
+from mock_server.optty.errors import BadRequest
 
 # class-validator's default messages ($property is the property name; NestJS's ValidationPipe
 # prefixes nested ones with the parent path: "refundAmount.amount must be a positive number").
@@ -21,6 +21,18 @@ MSG_IS_POSITIVE = "{property} must be a positive number"
 MSG_IS_OBJECT = "{property} must be an object"
 MSG_IS_IN = "{property} must be one of the following values: {values}"
 MSG_NESTED = "nested property {property} must be either object or array"
+
+# Where the real validator would crash (a JS TypeError or a stack overflow -> NestJS's 500), the
+# sandbox answers the client's mistake with a 400 instead and says so in X-Sandbox-Warning
+# (Decision: the 500 rests on guessed decorators, and a client mistake never gets a 500 here).
+WARN_NUMBER_CRASH = (
+    "{property}: JavaScript prints this number in exponent form, which makes class-validator's "
+    "isNumber(maxDecimalPlaces) throw a TypeError; the real API may answer 500 Internal server "
+    "error")
+WARN_DEEP_ARRAYS = (
+    "{property}: arrays nested deeper than {depth} levels are not validated further; the real "
+    "API's recursive validator may overflow its stack and answer 500 Internal server error")
+MAX_NESTED_ARRAY_DEPTH = 32
 
 GRANT_TYPE_CLIENT_CREDENTIALS = "client_credentials"
 SCOPE_API_USER = "api-user"
@@ -225,7 +237,8 @@ class _ValidationError:
     children: list[_ValidationError] = field(default_factory=list)
 
 
-def _execute(obj: Mapping[str, Any], schema: _Schema, errors: list[_ValidationError]) -> None:
+def _execute(obj: Mapping[str, Any], schema: _Schema, errors: list[_ValidationError],
+             notes: list[str], path: str = "") -> None:
     # Properties in declaration order; within one, the custom constraints in metadata order, then
     # nested validation (ValidationExecutor.performValidations).
     for prop in schema.properties:
@@ -235,14 +248,20 @@ def _execute(obj: Mapping[str, Any], schema: _Schema, errors: list[_ValidationEr
         if prop.optional and (value is _UNDEFINED or value is None):
             continue
         for constraint in prop.constraints:
-            if not constraint.check(value):
+            try:
+                passed = constraint.check(value)
+            except _JsTypeError:
+                passed = False
+                notes.append(WARN_NUMBER_CRASH.format(property=path + prop.name))
+            if not passed:
                 assert error.constraints is not None
                 error.constraints[constraint.name] = constraint.message.format(property=prop.name)
         if prop.nested is not None:
-            _nested(prop, prop.nested, value, error)
+            _nested(prop, prop.nested, value, error, notes, f"{path}{prop.name}.", 0)
 
 
-def _nested(prop: _Property, schema: _Schema, value: Any, error: _ValidationError) -> None:
+def _nested(prop: _Property, schema: _Schema, value: Any, error: _ValidationError,
+            notes: list[str], path: str, depth: int) -> None:
     # ValidationExecutor.nestedValidations: arrays are walked element by element (each element
     # is an error named by its index); objects (class-transformer made them schema instances)
     # are validated against the schema; anything else fails with the nested-property message,
@@ -250,12 +269,16 @@ def _nested(prop: _Property, schema: _Schema, value: Any, error: _ValidationErro
     if value is _UNDEFINED:
         return
     if isinstance(value, list):
+        if depth >= MAX_NESTED_ARRAY_DEPTH:
+            notes.append(WARN_DEEP_ARRAYS.format(property=prop.name,
+                                                 depth=MAX_NESTED_ARRAY_DEPTH))
+            return
         for index, item in enumerate(value):
             child = _ValidationError(str(index))
             error.children.append(child)
-            _nested(prop, schema, item, child)
+            _nested(prop, schema, item, child, notes, path, depth + 1)
     elif isinstance(value, dict):
-        _execute(value, schema, error.children)
+        _execute(value, schema, error.children, notes, path)
     else:
         assert error.constraints is not None
         error.constraints["nestedValidation"] = MSG_NESTED.format(property=prop.name)
@@ -304,13 +327,13 @@ def _validate(body: Any, schema: _Schema) -> None:
     # JSON object is validated like an empty one.
     obj: Mapping[str, Any] = body if isinstance(body, Mapping) else {}
     errors: list[_ValidationError] = []
-    try:
-        _execute(obj, schema, errors)
-    except _JsTypeError:
-        raise InternalError() from None
+    notes: list[str] = []
+    _execute(obj, schema, errors, notes)
     messages = _messages(_strip_empty(errors))
     if messages:
-        raise BadRequest(messages)
+        refusal = BadRequest(messages)
+        refusal.warnings.extend(dict.fromkeys(notes))
+        raise refusal
 
 
 def validate_refund(body: Any) -> OrderRefund:
@@ -333,7 +356,7 @@ def validate_refund(body: Any) -> OrderRefund:
     )
 
 
-def validate_token_request(form: Mapping[str, str]) -> TokenRequest:
+def validate_token_request(form: Any) -> TokenRequest:
     """Validate the form fields of POST /token; BadRequest(list) on failure."""
     _validate(form, _TOKEN_DTO)
     return TokenRequest(

@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 
-from mock_server.optty.errors import BadRequest, InternalError
+from mock_server.optty.errors import BadRequest
 from mock_server.optty.jsonparse import parse_json
 from mock_server.optty.validation import (
+    MAX_NESTED_ARRAY_DEPTH,
+    WARN_DEEP_ARRAYS,
+    WARN_NUMBER_CRASH,
     OrderRefund,
     TokenRequest,
     validate_refund,
@@ -194,10 +197,33 @@ def test_refusal_renders_as_a_nestjs_bad_request() -> None:
     }
 
 
-def test_fraction_node_prints_without_a_dot_crashes_class_validator() -> None:
-    # (1e-7).toString() is "1e-7": isNumber's split('.')[1].length throws a TypeError -> 500.
-    with pytest.raises(InternalError):
+def test_fraction_node_prints_without_a_dot_is_a_400_with_a_warning() -> None:
+    # (1e-7).toString() is "1e-7": isNumber's split('.')[1].length would throw a TypeError (a
+    # 500 in the real API); the sandbox refuses the number and says why in a warning.
+    with pytest.raises(BadRequest) as caught:
         validate_refund(body(refundAmount=amount(amount=Decimal("1E-7"))))
+    assert caught.value.message == [
+        "refundAmount.amount must be a number conforming to the specified constraints"]
+    assert caught.value.warnings == [WARN_NUMBER_CRASH.format(property="refundAmount.amount")]
+
+
+def test_arrays_nested_too_deep_stop_the_walk_with_a_warning() -> None:
+    deep: object = [1]
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(BadRequest) as caught:
+        validate_refund(body(refundAmount=deep))
+    assert caught.value.message == ["refundAmount must be an object"]
+    assert caught.value.warnings == [
+        WARN_DEEP_ARRAYS.format(property="refundAmount", depth=MAX_NESTED_ARRAY_DEPTH)]
+
+
+def test_arrays_within_the_depth_are_walked_element_by_element() -> None:
+    with pytest.raises(BadRequest) as caught:
+        validate_refund(body(refundAmount=[[5]]))
+    assert caught.value.message == [
+        "refundAmount.0.nested property refundAmount must be either object or array"]
+    assert caught.value.warnings == []
 
 
 # ---- POST /token form ----------------------------------------------------------------------

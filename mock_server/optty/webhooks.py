@@ -1,0 +1,455 @@
+"""Asynchronous refunds: settled on the session clock, then POSTed as REFUND_CALLBACK, retried."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from mock_server import __version__
+from mock_server.core.clock import iso_millis
+from mock_server.core.journal import finish
+from mock_server.core.ledger import AccountKey
+from mock_server.optty.jsonparse import stringify
+
+if TYPE_CHECKING:
+    import httpx
+
+    from mock_server.core.world import Session, World
+
+log = logging.getLogger("mock_server.optty.webhooks")
+
+PROVIDER = "optty"
+EVENT = "REFUND_CALLBACK"
+STATUS_FAILED = "FAILED"
+
+# Decision: Optty documents that it retries failed deliveries, not how. The sandbox makes six
+# attempts: at once, then 1, 2, 4, 8 and 16 seconds of session time after each failure (so a
+# test advances the clock instead of waiting). A 2xx answer is a delivery; anything else, a
+# redirect included (never followed), a timeout or a refused connection is a failure.
+MAX_ATTEMPTS = 6
+FIRST_RETRY = timedelta(seconds=1)
+MAX_RETRY_DELAY = timedelta(minutes=5)
+ATTEMPT_TIMEOUT_SECONDS = 5.0
+MAX_RESPONSE_BYTES = 64 * 1024  # what is kept of the receiver's answer for the journal
+USER_AGENT = f"refund-mock-server/{__version__} (Optty REFUND_CALLBACK)"
+SESSION_HEADER = "X-Sandbox-Session"
+ATTEMPT_HEADER = "X-Sandbox-Attempt"
+
+NOTE_NO_WEBHOOK = "REFUND_CALLBACK not delivered: merchant {merchant} has no webhookUrl"
+NOTE_FAILED = "REFUND_CALLBACK attempt {attempt} of {max} failed: {why}; next attempt at {at}"
+NOTE_GAVE_UP = "REFUND_CALLBACK attempt {attempt} of {max} failed: {why}; giving up"
+NOTE_DELIVERED_LATE = "REFUND_CALLBACK delivered on attempt {attempt} of {max}"
+NOTE_CANCELLED = "REFUND_CALLBACK attempt {attempt} of {max} cancelled: the sandbox stopped"
+
+
+def retry_delay(failed_attempts: int) -> timedelta:
+    """Session time between the n-th failed attempt and the next one: 1s, 2s, 4s, ..."""
+    delay: timedelta = FIRST_RETRY * (2 ** (failed_attempts - 1))
+    return min(delay, MAX_RETRY_DELAY)
+
+
+@dataclass(slots=True)
+class PendingRefund:
+    """A PENDING refund waiting for its provider's final answer (at `due`, session time)."""
+
+    due: datetime
+    account: AccountKey
+    refund_id: str
+    merchant_id: str
+    order_reference: str
+    refund_reference: str
+    amount: Decimal
+    currency: str
+    transaction_id: str
+    final_status: str
+    url: str | None
+
+
+@dataclass(slots=True, eq=False)  # each delivery is itself, however alike two may look
+class Delivery:
+    refund: PendingRefund
+    body: bytes
+    next_at: datetime
+    attempts: int = 0
+    in_flight: bool = False
+    last_status: int | None = None
+    last_error: str | None = None
+
+
+def callback_payload(refund: PendingRefund) -> dict[str, Any]:
+    # Decision (reference/optty.md): the documented envelope and fields, amounts as strings like
+    # the RefundResponse, transactionId = the order's transactionReference, updatedAt = when the
+    # refund became final
+    return {
+        "event": EVENT,
+        "data": {
+            "refundReference": refund.refund_reference,
+            "orderReference": refund.order_reference,
+            "status": refund.final_status,
+            "refundedAmount": f"{refund.amount:.2f}",
+            "currency": refund.currency,
+            "bnplRefundId": refund.refund_id,
+            "transactionId": refund.transaction_id,
+            "updatedAt": iso_millis(refund.due),
+        },
+    }
+
+
+def _journal_callback(session: Session, url: str, headers: Iterable[tuple[str, str]],
+                      body: bytes) -> Any:
+    return session.journal.record(
+        at=session.clock.now(), provider=PROVIDER, operation=EVENT, method="POST", path=url,
+        query="", headers=headers, body=body, kind="callback")
+
+
+class CallbackQueue:
+    """One session's asynchronous refunds: those not yet final, and callbacks not yet delivered.
+
+    Thread-safe: the clock's listeners, request handlers and the dispatcher all reach it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._order = itertools.count()
+        self._pending: list[tuple[datetime, int, PendingRefund]] = []
+        self._outbox: list[Delivery] = []
+
+    def idle(self) -> bool:
+        return not self._pending and not self._outbox
+
+    def schedule(self, refund: PendingRefund) -> None:
+        with self._lock:
+            heapq.heappush(self._pending, (refund.due, next(self._order), refund))
+
+    def forget_order(self, account: AccountKey) -> None:
+        """The order was seeded again: its old refunds, and their callbacks, are gone."""
+        with self._lock:
+            self._pending = [p for p in self._pending if p[2].account != account]
+            heapq.heapify(self._pending)
+            self._outbox = [d for d in self._outbox
+                            if d.refund.account != account or d.in_flight]
+
+    def settle_due(self, session: Session, now: datetime) -> int:
+        """Makes every refund due by `now` final in the ledger (a FAILED one gives its money
+        back) and queues its callback; returns how many were settled."""
+        if not self._pending:
+            return 0
+        with self._lock:
+            due: list[PendingRefund] = []
+            while self._pending and self._pending[0][0] <= now:
+                due.append(heapq.heappop(self._pending)[2])
+        for refund in due:
+            try:
+                session.ledger.settle(
+                    refund.account, refund.refund_id,
+                    {"status": refund.final_status, "settledAt": iso_millis(refund.due)},
+                    reverse=refund.final_status == STATUS_FAILED)
+            except KeyError:
+                log.info("refund %s of order %s no longer exists; no callback",
+                         refund.refund_reference, refund.order_reference)
+                continue
+            body = stringify(callback_payload(refund))
+            if refund.url is None:
+                # the refund is final all the same; the journal says nobody was told
+                entry = _journal_callback(session, "", _headers(session, 0), body)
+                entry.warnings = [NOTE_NO_WEBHOOK.format(merchant=refund.merchant_id)]
+                continue
+            with self._lock:
+                self._outbox.append(Delivery(refund, body, next_at=now))
+        return len(due)
+
+    def take_due(self, now: datetime) -> list[Delivery]:
+        with self._lock:
+            ready = [d for d in self._outbox if not d.in_flight and d.next_at <= now]
+            for delivery in ready:
+                delivery.in_flight = True
+            return ready
+
+    def attempted(self, delivery: Delivery, *, ok: bool, now: datetime, status: int | None,
+                  error: str | None) -> datetime | None:
+        """Records an attempt's outcome; the session time of the next attempt, or None when
+        the delivery is over (delivered, or given up)."""
+        with self._lock:
+            delivery.in_flight = False
+            delivery.attempts += 1
+            delivery.last_status = status
+            delivery.last_error = error
+            if ok or delivery.attempts >= MAX_ATTEMPTS:
+                if delivery in self._outbox:
+                    self._outbox.remove(delivery)
+                return None
+            delivery.next_at = now + retry_delay(delivery.attempts)
+            return delivery.next_at
+
+    def next_wake(self) -> datetime | None:
+        with self._lock:
+            times = [p[0] for p in self._pending[:1]]
+            times.extend(d.next_at for d in self._outbox if not d.in_flight)
+        return min(times) if times else None
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            pending = [p[2] for p in sorted(self._pending)]
+            outbox = list(self._outbox)
+        rows = [{"refundReference": p.refund_reference, "orderReference": p.order_reference,
+                 "merchantId": p.merchant_id, "state": "scheduled", "dueAt": iso_millis(p.due),
+                 "finalStatus": p.final_status, "url": p.url, "attempts": 0}
+                for p in pending]
+        rows.extend({"refundReference": d.refund.refund_reference,
+                     "orderReference": d.refund.order_reference,
+                     "merchantId": d.refund.merchant_id,
+                     "state": "delivering" if d.in_flight else "retrying" if d.attempts
+                     else "due",
+                     "nextAttemptAt": iso_millis(d.next_at), "finalStatus": d.refund.final_status,
+                     "url": d.refund.url, "attempts": d.attempts, "lastStatus": d.last_status,
+                     "lastError": d.last_error}
+                    for d in outbox)
+        return rows
+
+
+def _headers(session: Session, attempt: int) -> list[tuple[str, str]]:
+    # Decision: no signature is documented, so none is sent; the two X-Sandbox headers tell a
+    # receiver shared by parallel sessions which session and which attempt this is
+    return [("Content-Type", "application/json"), ("User-Agent", USER_AGENT),
+            (SESSION_HEADER, session.name), (ATTEMPT_HEADER, str(attempt))]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class WebhookDispatcher:
+    """Delivers every session's due callbacks: a background task on the server's event loop,
+    woken when a refund is scheduled, when a session clock moves, and when real time passes.
+
+    The HTTP client is httpx (imported on first use, so start-up stays fast): a real HTTP/1.1
+    client with timeouts and TLS, run with trust_env=False so that a CI machine's proxy settings
+    never capture callbacks to loopback receivers.
+    """
+
+    def __init__(self) -> None:
+        self._world: World | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def attach(self, world: World) -> None:
+        """Watches the clock of every session, present and future."""
+        self._world = world
+        for session in world.sessions():
+            self._watch(session)
+        world.on_session_created.append(self._watch)
+
+    def _watch(self, session: Session) -> None:
+        session.clock.subscribe(lambda: self._clock_moved(session))
+
+    def _clock_moved(self, session: Session) -> None:
+        # settled at once, on whatever thread moved the clock, so that the next read of the
+        # order already shows the final status; the delivery itself goes to the event loop
+        state = session.states.get(PROVIDER)
+        if state is not None:
+            state.callbacks.settle_due(session, session.clock.now())
+        self.wake()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is not None and not self._task.done() and self._loop is loop:
+            return
+        self._loop = loop
+        self._event = asyncio.Event()
+        self._deliveries = set()
+        self._client = None
+        self._task = loop.create_task(self._run(), name="optty-webhooks")
+
+    def ensure_running(self) -> None:
+        """Starts the dispatcher on the running loop if the lifespan did not (an ASGI server
+        run without lifespan events); then wakes it."""
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop = loop
+            self._event = asyncio.Event()
+            self._deliveries = set()
+            self._client = None
+            self._task = loop.create_task(self._run(), name="optty-webhooks")
+        self.wake()
+
+    def wake(self) -> None:
+        loop, event = self._loop, self._event
+        if loop is None or event is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            event.set()
+        else:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    async def stop(self) -> None:
+        """Stops delivering. Attempts in flight are cancelled (and journaled so); callbacks
+        not yet delivered are logged. Call drain() first to give them time."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        deliveries = list(self._deliveries)
+        for delivery in deliveries:
+            delivery.cancel()
+        await asyncio.gather(*deliveries, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        left = self.pending_callbacks()
+        if left:
+            log.warning("%d REFUND_CALLBACK(s) not delivered at shutdown", len(left),
+                        extra={"pending_callbacks": left})
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def pending_callbacks(self) -> list[dict[str, Any]]:
+        """Every session's refunds not yet final and callbacks not yet delivered."""
+        if self._world is None:
+            return []
+        rows: list[dict[str, Any]] = []
+        for session in self._world.sessions():
+            state = session.states.get(PROVIDER)
+            if state is None or state.callbacks.idle():
+                continue
+            rows.extend({"session": session.name, **row} for row in state.callbacks.snapshot())
+        return rows
+
+    async def drain(self, timeout: float) -> list[dict[str, Any]]:
+        """Delivers what is due now and waits (at most `timeout` seconds) for attempts in
+        flight; retries and refunds due later in session time are not waited for. Returns what
+        is still pending. Runs on the dispatcher's loop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self._tick()
+            in_flight = set(self._deliveries)
+            remaining = deadline - loop.time()
+            if not in_flight or remaining <= 0:
+                break
+            await asyncio.wait(in_flight, timeout=remaining)
+        return self.pending_callbacks()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._event is not None
+        while True:
+            self._event.clear()
+            delay = self._tick()
+            try:
+                await asyncio.wait_for(self._event.wait(), delay)
+            except TimeoutError:
+                pass
+
+    def _tick(self) -> float | None:
+        """Settles and launches what is due in every session; seconds until the next due time
+        by real time (None: only a clock move or a new refund can make anything due)."""
+        if self._world is None:
+            return None
+        wait: float | None = None
+        for session in self._world.sessions():
+            state = session.states.get(PROVIDER)
+            if state is None or state.callbacks.idle():
+                continue
+            queue: CallbackQueue = state.callbacks
+            now = session.clock.now()
+            queue.settle_due(session, now)
+            for delivery in queue.take_due(now):
+                self._launch(session, queue, delivery)
+            wake_at = queue.next_wake()
+            if wake_at is not None and not session.clock.frozen:
+                seconds = (wake_at - session.clock.now()).total_seconds()
+                wait = seconds if wait is None else min(wait, seconds)
+        if wait is None:
+            return None
+        return min(max(wait, 0.005), 3600.0)
+
+    def _launch(self, session: Session, queue: CallbackQueue, delivery: Delivery) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(session, queue, delivery))
+        self._deliveries.add(task)
+        task.add_done_callback(self._delivery_done)
+
+    def _delivery_done(self, task: asyncio.Task[None]) -> None:
+        self._deliveries.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("REFUND_CALLBACK delivery crashed", exc_info=task.exception())
+        self.wake()
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                timeout=ATTEMPT_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False)
+        return self._client
+
+    async def _deliver(self, session: Session, queue: CallbackQueue, delivery: Delivery) -> None:
+        import httpx
+
+        attempt = delivery.attempts + 1
+        url = delivery.refund.url
+        assert url is not None
+        headers = _headers(session, attempt)
+        entry = _journal_callback(session, url, headers, delivery.body)
+        started = time.perf_counter()
+        status = 0
+        response_headers: Mapping[str, str] = {}
+        response_body = b""
+        error: str | None = None
+        try:
+            async with self._http().stream("POST", url, content=delivery.body,
+                                           headers=headers) as response:
+                status = response.status_code
+                response_headers = response.headers
+                async for chunk in response.aiter_raw():
+                    response_body += chunk
+                    if len(response_body) >= MAX_RESPONSE_BYTES:
+                        break
+        except asyncio.CancelledError:
+            queue.attempted(delivery, ok=False, now=session.clock.now(), status=None,
+                            error="cancelled")
+            entry.warnings = [NOTE_CANCELLED.format(attempt=attempt, max=MAX_ATTEMPTS)]
+            finish(entry, status=0, headers={}, body=b"",
+                   duration_ms=(time.perf_counter() - started) * 1000)
+            raise
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            error = _describe(exc)
+        ok = 200 <= status < 300
+        why = error or f"HTTP {status}"
+        next_at = queue.attempted(delivery, ok=ok, now=session.clock.now(),
+                                  status=status or None, error=None if ok else why)
+        if not ok:
+            note = (NOTE_GAVE_UP.format(attempt=attempt, max=MAX_ATTEMPTS, why=why)
+                    if next_at is None else
+                    NOTE_FAILED.format(attempt=attempt, max=MAX_ATTEMPTS, why=why,
+                                       at=iso_millis(next_at)))
+            entry.warnings = [note]
+            log.info("%s (session %s, refund %s)", note, session.name,
+                     delivery.refund.refund_reference)
+        elif attempt > 1:
+            entry.warnings = [NOTE_DELIVERED_LATE.format(attempt=attempt, max=MAX_ATTEMPTS)]
+        finish(entry, status=status, headers=response_headers,
+               body=response_body[:MAX_RESPONSE_BYTES],
+               duration_ms=(time.perf_counter() - started) * 1000)
