@@ -88,7 +88,14 @@ class OpttyApp:
         """REFUND_CALLBACK deliveries run for as long as the server does."""
         self.dispatcher.attach(app.world)
         app.startup_hooks.append(self.dispatcher.start)
-        app.shutdown_hooks.append(self.dispatcher.stop)
+
+        async def deliver_then_stop() -> None:
+            # a graceful stop first delivers what is due, within the grace period; the app
+            # then reports whatever is still pending ("shutdown: not delivered: ...")
+            await self.dispatcher.drain(app.shutdown_remaining())
+            await self.dispatcher.stop()
+
+        app.shutdown_hooks.append(deliver_then_stop)
 
     def pending_callbacks(self) -> list[dict[str, Any]]:
         """Asynchronous refunds not yet final and callbacks not yet delivered, every session."""
