@@ -396,6 +396,19 @@ def test_seeded_refunds_are_history_not_idempotency_records(afterpay) -> None:
     assert afterpay.open_to_refund("100101785224") == Decimal("20.00")
 
 
+def _processing_moments(afterpay, monkeypatch, call) -> int:
+    """How often the request reached its processing moment (after one stored refund)."""
+    afterpay.refund(**KEYS)
+    seen: list[int] = []
+
+    async def spy(ctx) -> None:
+        seen.append(id(ctx))
+
+    monkeypatch.setattr(handlers, "processing_time", spy)
+    call(afterpay)
+    return len(seen)
+
+
 @pytest.mark.parametrize("call", [
     lambda ap: ap.refund(),
     lambda ap: ap.refund("100101785227"),  # business rules are part of processing
@@ -406,15 +419,7 @@ def test_a_scripted_delay_is_taken_at_the_processing_moment(afterpay, monkeypatc
                                                             call) -> None:
     """processing_time is where a `delay` rule takes effect: making a refund, reading a
     payment, answering ping."""
-    afterpay.refund(**KEYS)
-    seen: list[int] = []
-
-    async def spy(ctx) -> None:
-        seen.append(id(ctx))
-
-    monkeypatch.setattr(handlers, "processing_time", spy)
-    call(afterpay)
-    assert len(seen) == 1
+    assert _processing_moments(afterpay, monkeypatch, call) == 1
 
 
 @pytest.mark.parametrize("call", [
@@ -427,12 +432,4 @@ def test_refusals_and_replays_answer_before_the_processing_moment(afterpay, monk
                                                                   call) -> None:
     """Refused or replayed before processing: no scripted delay, so the retry of a delayed
     refund is told at once (409) and a replay is not slowed down."""
-    afterpay.refund(**KEYS)
-    seen: list[int] = []
-
-    async def spy(ctx) -> None:
-        seen.append(id(ctx))
-
-    monkeypatch.setattr(handlers, "processing_time", spy)
-    call(afterpay)
-    assert seen == []
+    assert _processing_moments(afterpay, monkeypatch, call) == 0
