@@ -222,8 +222,8 @@ class AdminApp:
                 raise AdminError(400, "invalid_request",
                                  f"'{unit}' must be a non-negative number")
             if value > _ADVANCE_LIMITS[unit]:
-                raise AdminError(400, "invalid_request",
-                                 f"'{unit}' must be at most {_ADVANCE_LIMITS[unit]} (about 100 years)")
+                raise AdminError(400, "invalid_request", f"'{unit}' must be at most "
+                                 f"{_ADVANCE_LIMITS[unit]} (about 100 years)")
             seconds += value * _ADVANCE_UNITS[unit]
         try:
             delta = timedelta(seconds=seconds)
