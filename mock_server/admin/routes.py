@@ -63,6 +63,8 @@ def _json_object(ctx: Context) -> dict[str, Any]:
         value = json.loads(ctx.body or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise AdminError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
+    except RecursionError:  # thousands of nested brackets: not a clock request either
+        raise AdminError(400, "invalid_json", "body is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise AdminError(400, "invalid_request", "body must be a JSON object")
     return value
