@@ -391,7 +391,7 @@ def default_world_oracle(ctx: Any, response: Any, case: Any) -> bool | None:
 
 
 # Known defects in another area, tolerated here so the rest of the run still checks everything;
-# each has a strict xfail reproducer below that starts passing (and so failing) once fixed.
+# each has a strict xfail reproducer in tests/api/test_hostile.py that fails once it is fixed.
 KNOWN_500S: list[str] = []
 _EXPONENT_NUMBER = re.compile(r'"amount"\s*:\s*-?[0-9.]+[eE]')
 
