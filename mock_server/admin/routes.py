@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 PROVIDER_FILTERS = ("afterpay", "optty", "admin")
 _ADVANCE_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+# each unit is capped at about 100 years (openapi/admin.yaml, ClockAdvanceRequest)
+_ADVANCE_LIMITS = {"seconds": 3_155_760_000, "minutes": 52_596_000, "hours": 876_600,
+                   "days": 36_525}
 
 
 class AdminError(Exception):
@@ -60,6 +63,8 @@ def _json_object(ctx: Context) -> dict[str, Any]:
         value = json.loads(ctx.body or b"{}")
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise AdminError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
+    except RecursionError:  # thousands of nested brackets: not a clock request either
+        raise AdminError(400, "invalid_json", "body is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise AdminError(400, "invalid_request", "body must be a JSON object")
     assert ctx.operation is not None
@@ -195,6 +200,10 @@ class AdminApp:
 
     async def freeze_clock(self, ctx: Context) -> Response:
         body = _json_object(ctx)
+        unknown = sorted(set(body) - {"now"})
+        if unknown:
+            raise AdminError(400, "invalid_request",
+                             f"only 'now' may be given (unknown: {', '.join(unknown)})")
         now = body.get("now")
         if not isinstance(now, str):
             raise AdminError(400, "invalid_request", "'now' must be an ISO 8601 date-time")
@@ -219,6 +228,9 @@ class AdminApp:
                     or not math.isfinite(value) or value < 0:
                 raise AdminError(400, "invalid_request",
                                  f"'{unit}' must be a non-negative number")
+            if value > _ADVANCE_LIMITS[unit]:
+                raise AdminError(400, "invalid_request", f"'{unit}' must be at most "
+                                 f"{_ADVANCE_LIMITS[unit]} (about 100 years)")
             seconds += value * _ADVANCE_UNITS[unit]
         try:
             delta = timedelta(seconds=seconds)

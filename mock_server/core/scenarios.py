@@ -163,6 +163,12 @@ _TEXT_FIELDS = frozenset({
 # Bounds what aliases may expand to ("billion laughs"): POST /__admin/scenarios takes documents
 # from anyone who can reach the port.
 _MAX_ALIAS_VALUES = 100_000
+# Bounds how deeply collections may nest. libyaml's composer recurses in C, so a deep enough
+# document ("[" * 30000) overflows the stack and kills the process, and its parser slows down
+# quadratically with depth; a scenario needs a handful of levels.
+_MAX_DEPTH = 64
+_OPENS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSES = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 
 
 class _TooLarge(Exception):
@@ -183,6 +189,7 @@ class _Builder:
 
     def parse(self, text: str | bytes) -> dict[str, Any]:
         try:
+            self._check_depth(text)
             root = yaml.compose(text, Loader=_Loader)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -207,6 +214,20 @@ class _Builder:
             self._fail(1, "the document is nested too deeply")
         assert isinstance(document, dict)
         return document
+
+    def _check_depth(self, text: str | bytes) -> None:
+        """Walks the parser's events (iterative, unlike the composer) and stops at the first
+        collection nested deeper than _MAX_DEPTH, before any deep recursion can happen."""
+        depth = 0
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, _OPENS):
+                depth += 1
+                if depth > _MAX_DEPTH:
+                    self._fail(event.start_mark.line + 1,
+                               f"the document is nested too deeply (more than {_MAX_DEPTH} "
+                               "levels)")
+            elif isinstance(event, _CLOSES):
+                depth -= 1
 
     def _fail(self, line: int, message: str) -> NoReturn:
         raise ScenarioError([f"{self.source}:{line}: {message}"])

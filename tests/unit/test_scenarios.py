@@ -240,6 +240,16 @@ def test_aliases_cannot_expand_without_bound() -> None:
     assert problems_of("\n".join(lines)) == ["s.yaml:5: aliases expand to more than 100000 values"]
 
 
+@pytest.mark.parametrize("text", [
+    "[" * 30_000 + "]" * 30_000,         # libyaml's C composer would overflow the stack
+    "- " * 30_000 + "x",                 # compact block sequences nest too
+    "name: deep\nafterpay: " + "{a: " * 65 + "1" + "}" * 65,
+])
+def test_deep_nesting_is_refused_not_crashed_on(text: str) -> None:
+    problems = problems_of(text)
+    assert len(problems) == 1 and "nested too deeply (more than 64 levels)" in problems[0]
+
+
 # --- schema -----------------------------------------------------------------------------------
 
 def test_schema_is_valid_draft_2020_12() -> None:

@@ -1,0 +1,439 @@
+"""Schemathesis over the three specs, in-process: every check on, plus the default world's oracle.
+
+Every generated request runs in a session of its own (a fresh copy of the bundled default world),
+so the answer to a valid request is known exactly: the oracle below predicts it from the README's
+table of the default world and the reference documents, and fails the case when the sandbox
+answers anything else (a refund that should succeed must answer 201 with the right echo; a seeded
+payment must never be "not found"; a business refusal must carry its documented code).
+Schemathesis' own checks cover the rest: statuses, content types, headers and bodies against the
+spec, positive data accepted (tests/contract/<spec>.toml lists what a valid request may get),
+negative data rejected, credentials enforced, no 5xx.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from mock_server.app import create_app
+from mock_server.core.world import SESSION_NAME
+from mock_server.resources import spec_path
+from mock_server.settings import Settings
+
+HERE = Path(__file__).parent
+START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
+START_ISO = "2026-11-01T09:00:00.123Z"
+ADMIN_TOKEN = "conformance-admin-token"  # the same in admin.toml
+SESSION_HEADER = "X-Sandbox-Session"
+
+# One sandbox for the module: the bundled default world, a clock that never moves, seeded ids.
+SANDBOX = create_app(Settings(seed=7, admin_token=ADMIN_TOKEN), time_source=lambda: START)
+
+
+def load(name: str) -> Any:
+    schema = schemathesis.openapi.from_path(
+        spec_path(name), config=schemathesis.Config.from_path(HERE / f"{name}.toml"))
+    schema.app = SANDBOX
+    return schema
+
+
+AFTERPAY = load("afterpay")
+OPTTY = load("optty")
+ADMIN = load("admin")
+
+_sessions = itertools.count(1)
+
+
+def in_fresh_session(case: Any) -> str:
+    """Sends the case to a session nobody used yet. A session name the case itself generated
+    invalid (a negative admin case) is kept, so the sandbox's refusal of it is tested too."""
+    if case.headers is None:
+        case.headers = {}
+    given = case.headers.get(SESSION_HEADER)
+    if given is None or SESSION_NAME.match(given):
+        case.headers[SESSION_HEADER] = f"contract-{next(_sessions)}"
+    return str(case.headers[SESSION_HEADER])
+
+
+# -- what the sent request said (read from the wire, as the sandbox read it) -----------------
+
+def _sent_json(response: Any) -> Any:
+    body = response.request.body
+    if body is None:
+        return None
+    # numbers stay their text, as both providers read them (Decimal / the JSON number's text)
+    return json.loads(body, parse_float=str, parse_int=str)
+
+
+def _sent_form_or_json(response: Any) -> dict[str, Any]:
+    body = response.request.body or b""
+    raw = body if isinstance(body, bytes) else body.encode()
+    media = (response.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if media == "application/json":
+        parsed = json.loads(raw)
+        return parsed if isinstance(parsed, dict) else {}
+    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+class Expected:
+    """The answers a request may get: exactly one success, or any of the problems it has (the
+    order in which the provider checks them is its own business, not this suite's)."""
+
+    def __init__(self) -> None:
+        self.problems: dict[int, set[str]] = {}
+
+    def problem(self, status: int, *codes: str) -> None:
+        self.problems.setdefault(status, set()).update(codes)
+
+    def check(self, response: Any, success: int, code_of: Callable[[Any], Any],
+              on_success: Callable[[Any], None]) -> None:
+        status = response.status_code
+        if not self.problems:
+            assert status == success, (
+                f"a valid request with nothing wrong must get {success}, got {status}: "
+                f"{response.text[:300]}")
+            on_success(response.json())
+            return
+        assert status in self.problems, (
+            f"expected one of {sorted(self.problems)} (problems: {self.problems}), got {status}: "
+            f"{response.text[:300]}")
+        code = code_of(response.json())
+        assert any(code == want or (want.endswith("*") and str(code).startswith(want[:-1]))
+                   for want in self.problems[status]), (
+            f"{status} must say one of {sorted(self.problems[status])}, said {code!r}")
+
+
+# -- Afterpay: the default world (README, "The default world") -------------------------------
+
+AFTERPAY_MERCHANT_CURRENCY = "AUD"
+# orderId -> (what a refund meets, what is left to refund, paymentState) for merchant 100101382
+AFTERPAY_WORLD: dict[str, tuple[str, Decimal, str]] = {
+    "100101785223": ("refundable", Decimal("120.00"), "CAPTURED"),
+    "100101785224": ("refundable", Decimal("60.00"), "CAPTURED"),
+    "100101785225": ("refundable", Decimal("80.00"), "PARTIALLY_CAPTURED"),
+    "100101785226": ("refundable", Decimal("0.00"), "CAPTURED"),
+    "100101785227": ("not_refundable", Decimal("0.00"), "AUTH_DECLINED"),
+    "100101785228": ("not_refundable", Decimal("0.00"), "AUTH_APPROVED"),
+    "100101785229": ("not_refundable", Decimal("0.00"), "VOIDED"),
+    "100101785230": ("expired", Decimal("90.00"), "CAPTURED"),
+}
+_AFTERPAY_DECIMAL = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
+_AFTERPAY_REFERENCES = {"requestId": 64, "merchantReference": 85, "refundMerchantReference": 128}
+
+
+def afterpay_create_refund(case: Any, response: Any) -> None:
+    sent = _sent_json(response)
+    expected = Expected()
+    money = sent.get("amount")
+    amount: Decimal | None = None
+    text = money.get("amount")
+    if isinstance(text, str) and _AFTERPAY_DECIMAL.fullmatch(text):
+        amount = Decimal(text)
+        if amount == 0:
+            expected.problem(422, "invalid_amount")
+    else:  # e.g. a JSON number written with an exponent: not a decimal (docs/fidelity.md)
+        expected.problem(422, "invalid_object", "invalid_amount")
+    if money.get("currency") != AFTERPAY_MERCHANT_CURRENCY:
+        expected.problem(422, "invalid_object", "unsupported_currency")
+    for field, limit in _AFTERPAY_REFERENCES.items():
+        value = sent.get(field)
+        if isinstance(value, str) and _utf16_units(value) > limit:  # counted like Java
+            expected.problem(422, "invalid_object")
+    seeded = AFTERPAY_WORLD.get(case.path_parameters["orderId"])
+    if seeded is None:
+        expected.problem(404, "not_found")
+    else:
+        kind, left, _state = seeded
+        if kind == "not_refundable":
+            expected.problem(412, "precondition_failed")
+        elif kind == "expired":
+            expected.problem(422, "refund_timelimit_exceeded")
+        elif amount is not None and amount > left:
+            expected.problem(422, "invalid_amount")
+
+    def refunded(body: Any) -> None:
+        assert amount is not None
+        assert body["amount"] == {"amount": f"{amount:.2f}", "currency": "AUD"}, body
+        for field in _AFTERPAY_REFERENCES:
+            if sent.get(field) is None:
+                assert field not in body, f"{field} was not sent, so it is not echoed"
+            else:
+                assert body[field] == sent[field], f"{field} is echoed unchanged"
+        assert body["refundedAt"] == START_ISO
+
+    expected.check(response, 201, lambda body: body["errorCode"], refunded)
+
+
+def afterpay_get_payment(case: Any, response: Any) -> None:
+    expected = Expected()
+    seeded = AFTERPAY_WORLD.get(case.path_parameters["orderId"])
+    if seeded is None:
+        expected.problem(404, "not_found")
+
+    def found(body: Any) -> None:
+        assert seeded is not None
+        assert body["id"] == case.path_parameters["orderId"]
+        assert body["paymentState"] == seeded[2]
+        assert body["openToRefundAmount"] == {"amount": f"{seeded[1]:.2f}", "currency": "AUD"}
+
+    expected.check(response, 200, lambda body: body["errorCode"], found)
+
+
+def afterpay_ping(case: Any, response: Any) -> None:
+    assert response.status_code == 200 and response.text == "pong"
+
+
+# -- Optty: the default world -------------------------------------------------------------------
+
+# orderReference -> (provider, order status, refundable now, full refunds only, asynchronous),
+# for the sandbox merchant; ORD-2001 belongs to another merchant
+OPTTY_WORLD: dict[str, tuple[str, str, Decimal, bool, bool]] = {
+    "ORD-1001": ("ZIP_AU", "SUCCESSFUL", Decimal("102.50"), False, False),
+    "ORD-1002": ("ZIP_AU", "SUCCESSFUL", Decimal("24.98"), False, False),
+    "ORD-1003": ("KLARNA_AU", "SUCCESSFUL", Decimal("80.00"), True, False),
+    "ORD-1004": ("VOLT", "SUCCESSFUL", Decimal("60.00"), False, True),
+    "ORD-1005": ("ZIP_AU", "PENDING", Decimal("0.00"), False, False),
+    "ORD-1006": ("ZIP_AU", "DECLINED", Decimal("0.00"), False, False),
+}
+OPTTY_CLIENTS = {"sandbox-client": "sandbox-secret", "other-client": "other-secret"}
+NOT_ELIGIBLE = "Order is not eligible for refund"
+
+
+def optty_refund(case: Any, response: Any) -> None:
+    sent = _sent_json(response)
+    expected = Expected()
+    money = sent["refundAmount"]
+    amount = Decimal(money["amount"])
+    seeded = OPTTY_WORLD.get(case.path_parameters["orderReference"])
+    if seeded is None:
+        expected.problem(404, "Not Found")
+    else:
+        provider, status, left, full_only, _async = seeded
+        if status != "SUCCESSFUL":
+            expected.problem(400, NOT_ELIGIBLE)
+        if money["currency"] != "AUD":
+            expected.problem(400, "Refund currency must match order currency AUD")
+        if full_only and amount != left:
+            expected.problem(400, f"Partial refund is not supported for {provider}*")
+        if status == "SUCCESSFUL" and amount > left:
+            expected.problem(400, f"You can only refund amount up to AUD {left:.2f}")
+
+    def refunded(body: Any) -> None:
+        assert seeded is not None
+        provider, _status, _left, _full, asynchronous = seeded
+        assert body["refundReference"] == sent["refundReference"]
+        assert body["bnplProvider"] == provider
+        assert body["refundedAmount"] == f"{amount:.2f}"
+        assert body["refundStatus"] == ("PENDING" if asynchronous else "SUCCESSFUL")
+        assert body["description"] == sent["refundDescription"]
+        assert body["refundDate"] == START_ISO
+
+    expected.check(response, 201, lambda body: body["message"], refunded)
+
+
+def optty_get_order(case: Any, response: Any) -> None:
+    expected = Expected()
+    seeded = OPTTY_WORLD.get(case.path_parameters["orderReference"])
+    if seeded is None:
+        expected.problem(404, "Not Found")
+
+    def found(body: Any) -> None:
+        assert seeded is not None
+        assert body["merchantReference"] == case.path_parameters["orderReference"]
+        assert body["status"] == seeded[1] and body["provider"] == seeded[0]
+        assert body["refundableAmount"] == f"{seeded[2]:.2f}"
+
+    expected.check(response, 200, lambda body: body["message"], found)
+
+
+def optty_issue_token(case: Any, response: Any) -> None:
+    form = _sent_form_or_json(response)
+    expected = Expected()
+    client = form.get("client_id")
+    if OPTTY_CLIENTS.get(client) != form.get("client_secret"):
+        expected.problem(401, "Unauthorized")
+
+    def issued(body: Any) -> None:
+        assert body["token_type"] == "Bearer" and body["expires_in"] == 86400
+
+    expected.check(response, 201, lambda body: body["message"], issued)
+
+
+# -- admin --------------------------------------------------------------------------------------
+
+def _session(case: Any) -> str:
+    return str(case.headers[SESSION_HEADER])
+
+
+def admin_health(case: Any, response: Any) -> None:
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def admin_reset(case: Any, response: Any) -> None:
+    assert response.status_code == 200
+    assert response.json() == {"session": _session(case), "status": "reset"}
+
+
+def admin_load_scenario(case: Any, response: Any) -> None:
+    if response.status_code == 400:
+        body = response.json()
+        # a document the sketch in the spec lets through but the full scenario schema refuses:
+        # refused whole, with every problem located
+        assert body["error"] == "invalid_scenario", body
+        assert body["problems"] and all(re.match(r"^\S.*:\d+: ", p) for p in body["problems"])
+        return
+    assert response.status_code == 201, response.text
+    assert response.json()["session"] == _session(case)
+
+
+def admin_list_scenarios(case: Any, response: Any) -> None:
+    assert response.status_code == 200
+    body = response.json()
+    # a fresh session holds the startup world and nothing else
+    assert body["session"] == _session(case)
+    assert [s["name"] for s in body["scenarios"]] == ["default"]
+
+
+def admin_delete_scenario(case: Any, response: Any) -> None:
+    if case.path_parameters["name"] == "default":
+        assert response.status_code == 200, response.text
+        assert response.json() == {"session": _session(case), "name": "default",
+                                   "removedFaults": 0}
+    else:
+        assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+def admin_list_requests(case: Any, response: Any) -> None:
+    assert response.status_code == 200
+    assert response.json() == {"session": _session(case), "total": 0, "requests": []}
+
+
+def admin_clear_requests(case: Any, response: Any) -> None:
+    assert response.status_code == 200
+    assert response.json() == {"session": _session(case), "cleared": 0}
+
+
+def admin_get_clock(case: Any, response: Any) -> None:
+    assert response.status_code == 200
+    assert response.json() == {"session": _session(case), "now": START_ISO, "frozen": False,
+                               "offsetSeconds": 0}
+
+
+def admin_freeze_clock(case: Any, response: Any) -> None:
+    assert response.status_code == 200, response.text
+    sent = json.loads(response.request.body)
+    given = datetime.fromisoformat(sent["now"].replace("Z", "+00:00")).astimezone(UTC)
+    body = response.json()
+    assert body["frozen"] is True
+    assert body["now"] == given.strftime("%Y-%m-%dT%H:%M:%S.") + f"{given.microsecond // 1000:03d}Z"
+
+
+def admin_advance_clock(case: Any, response: Any) -> None:
+    assert response.status_code == 200, response.text
+    sent = json.loads(response.request.body)
+    units = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+    seconds = sum(value * units[unit] for unit, value in sent.items())
+    body = response.json()
+    assert body["frozen"] is False
+    assert abs(body["offsetSeconds"] - seconds) <= 0.001 * max(1.0, seconds / 1e9)
+    now = datetime.fromisoformat(body["now"].replace("Z", "+00:00"))
+    assert abs(now - (START + timedelta(seconds=seconds))) <= timedelta(milliseconds=2)
+
+
+def admin_reset_clock(case: Any, response: Any) -> None:
+    assert response.status_code == 200
+    assert response.json() == {"session": _session(case), "now": START_ISO, "frozen": False,
+                               "offsetSeconds": 0}
+
+
+ORACLES: dict[str, Callable[[Any, Any], None]] = {
+    "createRefund": afterpay_create_refund,
+    "getPayment": afterpay_get_payment,
+    "ping": afterpay_ping,
+    "issueToken": optty_issue_token,
+    "RefundsController_refundOrder": optty_refund,
+    "getOrder": optty_get_order,
+    "health": admin_health,
+    "reset": admin_reset,
+    "loadScenario": admin_load_scenario,
+    "listScenarios": admin_list_scenarios,
+    "deleteScenario": admin_delete_scenario,
+    "listRequests": admin_list_requests,
+    "clearRequests": admin_clear_requests,
+    "getClock": admin_get_clock,
+    "freezeClock": admin_freeze_clock,
+    "advanceClock": admin_advance_clock,
+    "resetClock": admin_reset_clock,
+}
+
+
+def default_world_oracle(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A valid request in a fresh default world gets exactly the answer the world implies."""
+    meta = case.meta
+    if meta is not None and not meta.generation.mode.is_positive:
+        return None  # schemathesis' negative_data_rejection judges those
+    ORACLES[case.operation.definition.raw["operationId"]](case, response)
+    return True
+
+
+# Known defects in another area, tolerated here so the rest of the run still checks everything;
+# each has a strict xfail reproducer in tests/api/test_hostile.py that fails once it is fixed.
+KNOWN_500S: list[str] = []
+_EXPONENT_NUMBER = re.compile(r'"amount"\s*:\s*-?[0-9.]+[eE]')
+
+
+def _known_500(case: Any, response: Any) -> bool:
+    """Optty answers a refund amount that JavaScript prints in exponent form (1e-7, 5e-324)
+    with 500, emulating a class-validator crash (mock_server/optty/validation.py)."""
+    body = response.request.body or b""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    return (response.status_code == 500
+            and case.operation.definition.raw["operationId"] == "RefundsController_refundOrder"
+            and _EXPONENT_NUMBER.search(text) is not None)
+
+
+def conforms(case: Any) -> None:
+    in_fresh_session(case)
+    response = case.call()
+    if _known_500(case, response):
+        KNOWN_500S.append(response.request.body)
+        return
+    case.validate_response(response, additional_checks=[default_world_oracle])
+
+
+# Bounded for the 2-core budget (the sizes come from <spec>.toml); derandomized so a run is
+# reproducible; no deadline, because time spent depends on the machine, never on correctness.
+bounded = settings(deadline=None, derandomize=True, database=None,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+@AFTERPAY.parametrize()
+@bounded
+def test_afterpay_conforms_to_its_spec(case: Any) -> None:
+    conforms(case)
+
+
+@OPTTY.parametrize()
+@bounded
+def test_optty_conforms_to_its_spec(case: Any) -> None:
+    conforms(case)
+
+
+@ADMIN.parametrize()
+@bounded
+def test_admin_conforms_to_its_spec(case: Any) -> None:
+    conforms(case)
