@@ -223,7 +223,8 @@ class _Builder:
             if isinstance(event, _OPENS):
                 depth += 1
                 if depth > _MAX_DEPTH:
-                    self._fail(event.start_mark.line + 1,
+                    line = event.start_mark.line + 1 if event.start_mark else 1
+                    self._fail(line,
                                f"the document is nested too deeply (more than {_MAX_DEPTH} "
                                "levels)")
             elif isinstance(event, _CLOSES):

@@ -257,10 +257,6 @@ def test_no_path_method_or_session_gets_a_server_error(
         assert answer.status_code < 500, (prefix + path, answer.text)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Optty (mock_server/optty/validation.py) answers a refund amount that JavaScript prints in "
-    "exponent form (1e-7, 5e-324) with 500, emulating a class-validator crash; the project's "
-    "rule is never a 500 for a client mistake (reported to the Optty area)"))
 def test_optty_refund_amount_in_exponent_form_is_a_400(hostile_client: TestClient,
                                                        optty_bearer: str) -> None:
     answer = send(hostile_client, optty_bearer, "optty refund", (
