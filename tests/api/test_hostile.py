@@ -199,6 +199,19 @@ def test_a_non_json_accept_is_answered_406(hostile_client: TestClient) -> None:
         assert answer.status_code == 200, accept
 
 
+def test_admin_clock_refuses_what_its_spec_forbids(hostile_client: TestClient) -> None:
+    session = {"X-Sandbox-Session": "hostile-clock"}
+    for method, path, body in (
+            ("PUT", "/__admin/clock", {"now": "2027-01-01T00:00:00Z", "days": 1}),
+            ("POST", "/__admin/clock/advance", {"days": 36526}),
+            ("POST", "/__admin/clock/advance", {"seconds": 3155760001}),
+            ("POST", "/__admin/clock/advance", {"hours": float("1e308")})):
+        answer = hostile_client.request(method, path, json=body, headers=session)
+        assert admin_error(answer, 400)["error"] == "invalid_request", body
+    clock = hostile_client.get("/__admin/clock", headers=session).json()
+    assert clock["offsetSeconds"] == 0, "nothing moved the clock"
+
+
 # -- anything at all: no 5xx --------------------------------------------------------------------
 
 json_values = st.recursive(
