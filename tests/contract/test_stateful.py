@@ -202,8 +202,10 @@ class AfterpayLinks(AFTERPAY.as_state_machine()):  # type: ignore[misc]
         sent = _sent(response)
         body = response.json()
         account = self.accounts.get(case.path_parameters["orderId"])
-        key = (sent.get("requestId"), sent.get("merchantReference"))
-        if all(isinstance(part, str) for part in key):
+        # a number or boolean key is read as its JSON text, like a string (fidelity notes)
+        key = tuple(None if v is None else v if isinstance(v, str) else json.dumps(v)
+                    for v in (sent.get("requestId"), sent.get("merchantReference")))
+        if None not in key:
             first = self.replays.setdefault(key, response.content)  # type: ignore[arg-type]
             if first is not response.content:
                 assert response.content == first, "an idempotent replay is byte-identical"
