@@ -11,6 +11,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 LUA_SCRIPT = Path(__file__).with_name("refund.lua")
 REFUND_PATH = "/v2/payments/{order}/refund"
@@ -41,6 +42,7 @@ class LoadResult:
     non_2xx: int
     generator: str
     notes: list[str] = field(default_factory=list)
+    cpu: Any = None  # procs.CpuWindow of the measured run
 
     @property
     def rps(self) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -66,6 +67,85 @@ def rss_bytes(pid: int, tree: bool = False) -> int:
         if tree:
             pids.extend(_children(current))
     return total
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by the whole machine (all cores) outside idle and iowait."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in fields[:8]]
+    return (sum(values) - values[3] - values[4]) / _TICK
+
+
+def cpu_seconds(pid: int, tree: bool = False) -> float:
+    """User plus system CPU seconds of a process (and, with tree, of its descendants)."""
+    total = 0.0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / _TICK
+        if tree:
+            pids.extend(_children(current))
+    return total
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process plus its finished children (wrk runs are children)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+@dataclass
+class CpuWindow:
+    """Who used the CPU while a phase ran: the server, the load generator, everyone else."""
+
+    wall: float = 0.0
+    server: float = 0.0
+    generator: float = 0.0
+    other: float = 0.0
+
+    def describe(self) -> str:
+        if not self.wall:
+            return "-"
+        return (f"server {self.server / self.wall:.2f}, generator "
+                f"{self.generator / self.wall:.2f}, other processes "
+                f"{self.other / self.wall:.2f} cores")
+
+
+class CpuMeter:
+    def __init__(self, pid: int, tree: bool = False) -> None:
+        self.pid, self.tree = pid, tree
+        self.start = (time.perf_counter(), machine_busy_seconds(), cpu_seconds(pid, tree),
+                      own_cpu_seconds())
+
+    def stop(self) -> CpuWindow:
+        wall0, busy0, server0, own0 = self.start
+        wall = time.perf_counter() - wall0
+        busy = machine_busy_seconds() - busy0
+        server = cpu_seconds(self.pid, self.tree) - server0
+        own = own_cpu_seconds() - own0
+        return CpuWindow(wall, server, own, max(0.0, busy - server - own))
+
+
+def wait_until_quiet(limit_s: float, threshold_cores: float = 0.15) -> float:
+    """Waits (at most limit_s) until other processes use less than threshold_cores for a
+    second; returns the last background load seen, in cores."""
+    deadline = time.perf_counter() + limit_s
+    while True:
+        busy0, own0, wall0 = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+        time.sleep(1.0)
+        wall = time.perf_counter() - wall0
+        load = max(0.0, (machine_busy_seconds() - busy0) - (own_cpu_seconds() - own0)) / wall
+        if load < threshold_cores or time.perf_counter() >= deadline:
+            return load
 
 
 @dataclass

@@ -80,6 +80,7 @@ class Row:
             f"{self.cold_start_s:.3f}" if self.cold_start_s is not None else "-",
             mb(self.idle_rss),
             mb(self.rss_after),
+            f"{load.cpu.other / load.cpu.wall:.2f}" if load and load.cpu else "-",
         ]
 
 
@@ -98,7 +99,7 @@ class Report:
         out = list(header)
         out.append("")
         titles = ["target", "req/s", "p50 ms", "p99 ms", "errors", "cold start s",
-                  "idle RSS MB", "RSS after MB"]
+                  "idle RSS MB", "RSS after MB", "other CPU"]
         out.append("| " + " | ".join(titles) + " |")
         out.append("|" + "|".join(["---"] + ["---:"] * (len(titles) - 1)) + "|")
         for row in self.rows:
@@ -160,12 +161,20 @@ class Bench:
                              connections=self.args.connections, threads=self.args.threads,
                              generator=self.generator)
 
-    def phase(self, port: int, mode: str, run: str, payments: int | None = None) -> LoadResult:
+    def phase(self, server: procs.Server, mode: str, run: str,
+              payments: int | None = None) -> LoadResult:
+        if self.args.wait_idle > 0:
+            load = procs.wait_until_quiet(self.args.wait_idle)
+            if load >= 0.15:
+                log(f"  the machine is busy: other processes use {load:.2f} cores")
         if self.args.warmup > 0:
-            self.drive(port, mode, self.args.warmup, run + "-warmup", payments)
-        result = self.drive(port, mode, self.args.duration, run, payments)
+            self.drive(server.port, mode, self.args.warmup, run + "-warmup", payments)
+        meter = procs.CpuMeter(server.process.pid, server.tree)
+        result = self.drive(server.port, mode, self.args.duration, run, payments)
+        result.cpu = meter.stop()
         log(f"  {run}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
-            f"p99 {result.p99_ms:.2f} ms, {result.requests:,} requests")
+            f"p99 {result.p99_ms:.2f} ms, {result.requests:,} requests; CPU: "
+            f"{result.cpu.describe()}")
         return result
 
     def journal_check(self, port: int, expected: int) -> str:
@@ -212,12 +221,12 @@ class Bench:
                 f"sandbox seeded with {self.args.payments:,} payments through POST "
                 f"/__admin/scenarios in {seed_s:.2f} s")
 
-            new = self.phase(port, "new", "sandbox-new")
+            new = self.phase(server, "new", "sandbox-new")
             after_new = server.rss()
             new_check = self.journal_check(port, 201)
-            replay = self.phase(port, "replay", "sandbox-replay")
+            replay = self.phase(server, "replay", "sandbox-replay")
             replay_check = self.journal_check(port, 201)
-            missing = self.phase(port, "missing", "sandbox-404")
+            missing = self.phase(server, "missing", "sandbox-404")
             missing_check = self.journal_check(port, 404)
             soak = self.soak(server) if self.args.soak > 0 else None
             after_all = server.rss()
@@ -271,7 +280,7 @@ class Bench:
         try:
             time.sleep(0.5)
             idle = server.rss()
-            result = self.phase(port, "new", "baseline")
+            result = self.phase(server, "new", "baseline")
             after = server.rss()
         finally:
             server.stop()
@@ -301,7 +310,7 @@ class Bench:
         try:
             time.sleep(0.5)
             idle = server.rss()
-            result = self.phase(port, "new", "prism")
+            result = self.phase(server, "new", "prism")
             after = server.rss()
         finally:
             server.stop()
@@ -321,7 +330,7 @@ class Bench:
                              log_dir=self.workdir, cwd=ROOT, ready_line="READY", timeout=900)
         try:
             filled = json.loads(server.ready)
-            result = self.phase(port, "new", f"growth-{refunds}")
+            result = self.phase(server, "new", f"growth-{refunds}")
             check = self.journal_check(port, 201)
             after = server.rss()
         finally:
@@ -453,7 +462,9 @@ class Bench:
             f"{self.args.warmup:.0f} s of warm-up; POST /v2/payments/{{orderId}}/refund with "
             f"valid bodies over {self.args.payments:,} seeded payments",
             "- errors: socket errors plus answers of the wrong status class (2xx expected, "
-            "404 for unknown payments); RSS is the server process's (Prism: npx and node)",
+            "404 for unknown payments); RSS is the server process's (Prism: npx and node); "
+            "other CPU: cores used by other processes on the machine during the phase (near 0 "
+            "for a clean measurement)",
         ]
 
 
@@ -521,6 +532,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="sandbox starts timed; the median is reported (default 3)")
     parser.add_argument("--growth-refunds", type=int, default=1_000_000,
                         help="refunds stored for the growth run (default 1,000,000; 0 skips)")
+    parser.add_argument("--wait-idle", type=float, default=60.0, metavar="SECONDS",
+                        help="before each phase, wait up to this long for other processes to "
+                             "go quiet (default 60; 0 does not wait)")
     parser.add_argument("--no-prism", action="store_true", help="skip Prism even with Node")
     parser.add_argument("--only", type=lambda text: [p for p in text.split(",") if p],
                         default=list(PHASES), metavar="PHASES",
