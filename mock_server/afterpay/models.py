@@ -6,7 +6,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -75,8 +74,11 @@ class Replay:
 
 
 def fingerprint(request: RefundRequest) -> str:
-    """What makes two refund requests "the same body" for idempotency (not whitespace)."""
-    canonical = json.dumps(request.echo(), sort_keys=True, default=str)
+    """What makes two refund requests "the same body" for idempotency (not whitespace).
+
+    The fields the refund echoes, in a fixed order; repr keeps None apart from "None"."""
+    canonical = repr((format(request.amount, "f"), request.currency, request.request_id,
+                      request.merchant_reference, request.refund_merchant_reference))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
