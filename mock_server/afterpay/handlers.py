@@ -41,11 +41,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# json.loads builds a new decoder whenever it is given parse_float; one is enough
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def parse_body(raw: bytes) -> Any:
     """Jackson's strictness: no NaN/Infinity, no trailing garbage, UTF-8 only; numbers exact."""
     try:
-        return json.loads(raw.decode("utf-8"), parse_float=Decimal,
-                          parse_constant=_reject_constant)
+        text = raw.decode("utf-8")
+        if text.startswith("\ufeff"):
+            raise ValueError("byte order mark")  # json.loads refuses it too
+        return _DECODER.decode(text)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise errors.InvalidJson() from None
 
