@@ -80,6 +80,8 @@ class Row:
             f"{self.cold_start_s:.3f}" if self.cold_start_s is not None else "-",
             mb(self.idle_rss),
             mb(self.rss_after),
+            f"{load.cpu.server / load.requests * 1e6:,.0f}" if load and load.cpu
+            and load.requests else "-",
             f"{load.cpu.other / load.cpu.wall:.2f}" if load and load.cpu else "-",
         ]
 
@@ -99,7 +101,7 @@ class Report:
         out = list(header)
         out.append("")
         titles = ["target", "req/s", "p50 ms", "p99 ms", "errors", "cold start s",
-                  "idle RSS MB", "RSS after MB", "other CPU"]
+                  "idle RSS MB", "RSS after MB", "server CPU us/req", "other CPU"]
         out.append("| " + " | ".join(titles) + " |")
         out.append("|" + "|".join(["---"] + ["---:"] * (len(titles) - 1)) + "|")
         for row in self.rows:
@@ -463,8 +465,9 @@ class Bench:
             f"valid bodies over {self.args.payments:,} seeded payments",
             "- errors: socket errors plus answers of the wrong status class (2xx expected, "
             "404 for unknown payments); RSS is the server process's (Prism: npx and node); "
-            "other CPU: cores used by other processes on the machine during the phase (near 0 "
-            "for a clean measurement)",
+            "server CPU us/req: the server's CPU time per answered request (what the "
+            "throughput ratios follow when the machine is shared); other CPU: cores used by "
+            "other processes on the machine during the phase (near 0 for a clean measurement)",
         ]
 
 
