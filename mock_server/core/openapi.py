@@ -217,11 +217,12 @@ def _static_count(template: str) -> int:
 # -- the quick check ---------------------------------------------------------------------------
 # jsonschema walks a schema by building a validator per subschema and descending lazily: about
 # 80 us for a refund body, a third of the request's cost. The quick check is the same schema
-# compiled once into plain predicates. It only ever says "valid" where RequestValidator finds no
-# error (same keyword semantics, same type checks); whenever it says "not valid" the validator
-# runs as before and produces the violations, so answers never change. Schemas with keywords it
-# does not compile get no quick check; oneOf and not are left out on purpose, as a "no" from a
-# sub-check only means "ask the validator" and cannot be negated.
+# compiled once into one plain Python function (generated source, like fastjsonschema). It only
+# ever says "valid" where RequestValidator finds no error (same keyword semantics, same type
+# checks); whenever it says "not valid" the validator runs as before and produces the
+# violations, so answers never change. Schemas with keywords it does not compile get no quick
+# check; oneOf and not are left out on purpose, as a "no" from a branch only means "ask the
+# validator" and cannot be negated.
 
 Check = Callable[[Any], bool]
 
@@ -230,31 +231,191 @@ class _NotCompiled(Exception):
     pass
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Number) and not isinstance(value, bool)
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-_TYPES: dict[str, Check] = {
-    "string": lambda v: isinstance(v, str),
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "integer": _is_integer,
-    "number": _is_number,
+_TYPE_TESTS = {
+    "string": "isinstance({v}, str)",
+    "object": "isinstance({v}, dict)",
+    "array": "isinstance({v}, list)",
+    "boolean": "isinstance({v}, bool)",
+    "null": "{v} is None",
+    "integer": "(isinstance({v}, int) and not isinstance({v}, bool))",
+    "number": "(isinstance({v}, _Number) and not isinstance({v}, bool))",
 }
+_NUMBER = _TYPE_TESTS["number"]
+
+
+class _Generator:
+    """Writes one function per schema (and one per anyOf branch): `return False` wherever the
+    instance cannot be confirmed valid, `return True` at the end."""
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {"_Number": numbers.Number,
+                                          "_not_multiple": _not_multiple}
+        self.functions: list[str] = []
+        self.counter = 0
+
+    def name(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def constant(self, value: Any) -> str:
+        name = self.name("_c")
+        self.namespace[name] = value
+        return name
+
+    def function(self, schema: Any) -> str:
+        name = self.name("_check")
+        lines = [f"def {name}(v0):"]
+        lines += self.body(schema, "v0", 1)
+        lines.append("    return True")
+        self.functions.append("\n".join(lines))
+        return name
+
+    def body(self, schema: Any, v: str, depth: int) -> list[str]:
+        pad = "    " * depth
+        if schema is True:
+            return []
+        if schema is False:
+            return [f"{pad}return False"]
+        if not isinstance(schema, dict) or "$ref" in schema:
+            raise _NotCompiled("$ref")
+        out: list[str] = []
+        for keyword, arg in schema.items():
+            if keyword not in RequestValidator.VALIDATORS:
+                continue  # jsonschema ignores what it does not know (description, exclusiveMinimum)
+            write = getattr(self, "kw_" + keyword, None)
+            if write is None:
+                raise _NotCompiled(keyword)
+            out += write(arg, schema, v, depth, pad)
+        return out
+
+    # each keyword: the lines that refuse what the validator refuses (for its own instance type)
+
+    def kw_type(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        names = arg if isinstance(arg, list) else [arg]
+        if not all(isinstance(n, str) and n in _TYPE_TESTS for n in names):
+            raise _NotCompiled("type")
+        test = " or ".join(_TYPE_TESTS[n].format(v=v) for n in names)
+        return [f"{pad}if not ({test}):", f"{pad}    return False"]
+
+    def kw_properties(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        out = [f"{pad}if isinstance({v}, dict):"]
+        for key, sub in arg.items():
+            item = f"v{depth + 1}"
+            key_name = self.constant(key)
+            inner = self.body(sub, item, depth + 2)
+            if inner:
+                out += [f"{pad}    if {key_name} in {v}:",
+                        f"{pad}        {item} = {v}[{key_name}]", *inner]
+        return out if len(out) > 1 else []
+
+    def kw_required(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        if not arg:
+            return []
+        names = self.constant(tuple(arg))
+        return [f"{pad}if isinstance({v}, dict):",
+                f"{pad}    for name in {names}:",
+                f"{pad}        if name not in {v}:",
+                f"{pad}            return False"]
+
+    def kw_additionalProperties(self, arg: Any, schema: Any, v: str, depth: int,
+                                pad: str) -> list[str]:
+        if "patternProperties" in schema:
+            raise _NotCompiled("additionalProperties with patternProperties")
+        known = self.constant(frozenset(schema.get("properties", {})))
+        if isinstance(arg, dict):
+            item = f"v{depth + 1}"
+            inner = self.body(arg, item, depth + 3)
+            if not inner:
+                return []
+            return [f"{pad}if isinstance({v}, dict):",
+                    f"{pad}    for key, {item} in {v}.items():",
+                    f"{pad}        if key not in {known}:", *inner]
+        if arg:
+            return []
+        return [f"{pad}if isinstance({v}, dict):",
+                f"{pad}    for key in {v}:",
+                f"{pad}        if key not in {known}:",
+                f"{pad}            return False"]
+
+    def kw_enum(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        # only strings are decided here (jsonschema compares a string with == alone); anything
+        # else goes to the validator
+        texts = self.constant(frozenset(item for item in arg if isinstance(item, str)))
+        return [f"{pad}if not (isinstance({v}, str) and {v} in {texts}):",
+                f"{pad}    return False"]
+
+    def kw_pattern(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        search = self.constant(re.compile(arg).search)
+        return [f"{pad}if isinstance({v}, str) and {search}({v}) is None:",
+                f"{pad}    return False"]
+
+    def _compare(self, kind: str, test: str, arg: Any, v: str, pad: str) -> list[str]:
+        bound = self.constant(arg)
+        return [f"{pad}if {kind.format(v=v)} and not ({test.format(v=v, bound=bound)}):",
+                f"{pad}    return False"]
+
+    def kw_minLength(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        return self._compare("isinstance({v}, str)", "len({v}) >= {bound}", arg, v, pad)
+
+    def kw_maxLength(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        return self._compare("isinstance({v}, str)", "len({v}) <= {bound}", arg, v, pad)
+
+    def kw_minItems(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        return self._compare("isinstance({v}, list)", "len({v}) >= {bound}", arg, v, pad)
+
+    def kw_maxItems(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        return self._compare("isinstance({v}, list)", "len({v}) <= {bound}", arg, v, pad)
+
+    def kw_minProperties(self, arg: Any, schema: Any, v: str, depth: int,
+                         pad: str) -> list[str]:
+        return self._compare("isinstance({v}, dict)", "len({v}) >= {bound}", arg, v, pad)
+
+    def kw_maxProperties(self, arg: Any, schema: Any, v: str, depth: int,
+                         pad: str) -> list[str]:
+        return self._compare("isinstance({v}, dict)", "len({v}) <= {bound}", arg, v, pad)
+
+    def kw_minimum(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        test = "{v} > {bound}" if schema.get("exclusiveMinimum", False) else "{v} >= {bound}"
+        return self._compare(_NUMBER, test, arg, v, pad)
+
+    def kw_maximum(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        test = "{v} < {bound}" if schema.get("exclusiveMaximum", False) else "{v} <= {bound}"
+        return self._compare(_NUMBER, test, arg, v, pad)
+
+    def kw_multipleOf(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        return self._compare(_NUMBER, "not _not_multiple({v}, {bound})", arg, v, pad)
+
+    def kw_items(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        if not isinstance(arg, dict):
+            raise _NotCompiled("items as a list")
+        item = f"v{depth + 1}"
+        inner = self.body(arg, item, depth + 2)
+        if not inner:
+            return []
+        return [f"{pad}if isinstance({v}, list):", f"{pad}    for {item} in {v}:", *inner]
+
+    def kw_allOf(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        return [line for sub in arg for line in self.body(sub, v, depth)]
+
+    def kw_anyOf(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        branches = " or ".join(f"{self.function(sub)}({v})" for sub in arg)
+        return [f"{pad}if not ({branches}):", f"{pad}    return False"]
+
+    def kw_format(self, arg: Any, schema: Any, v: str, depth: int, pad: str) -> list[str]:
+        # RequestValidator is built without a format checker: "format" is an annotation only
+        return []
 
 
 def quick_check(schema: Any) -> Check | None:
     """A compiled check that is True only for instances the request validator accepts."""
+    generator = _Generator()
     try:
-        compiled = _compile_schema(schema)
+        entry = generator.function(schema)
     except _NotCompiled:
         return None
+    namespace = generator.namespace
+    exec("\n\n".join(generator.functions), namespace)  # noqa: S102 - our own generated code
+    compiled: Check = namespace[entry]
 
     def check(value: Any) -> bool:
         try:
@@ -263,176 +424,3 @@ def quick_check(schema: Any) -> Check | None:
             return False
 
     return check
-
-
-def _all(checks: list[Check]) -> Check:
-    if not checks:
-        return lambda value: True
-    if len(checks) == 1:
-        return checks[0]
-
-    def every(value: Any) -> bool:
-        for check in checks:
-            if not check(value):
-                return False
-        return True
-
-    return every
-
-
-def _compile_schema(schema: Any) -> Check:
-    if schema is True:
-        return lambda value: True
-    if schema is False:
-        return lambda value: False
-    if not isinstance(schema, dict) or "$ref" in schema:
-        raise _NotCompiled
-    checks: list[Check] = []
-    for keyword, argument in schema.items():
-        if keyword not in RequestValidator.VALIDATORS:
-            continue  # jsonschema ignores what it does not know (description, exclusiveMinimum)
-        compiler = _KEYWORDS.get(keyword)
-        if compiler is None:
-            raise _NotCompiled(keyword)
-        compiled = compiler(argument, schema)
-        if compiled is not None:
-            checks.append(compiled)
-    return _all(checks)
-
-
-def _type(argument: Any, schema: Any) -> Check:
-    names = argument if isinstance(argument, list) else [argument]
-    if not all(isinstance(name, str) and name in _TYPES for name in names):
-        raise _NotCompiled("type")
-    tests = [_TYPES[name] for name in names]
-    if len(tests) == 1:
-        return tests[0]
-    return lambda value: any(test(value) for test in tests)
-
-
-def _properties(argument: Any, schema: Any) -> Check:
-    compiled = [(name, _compile_schema(sub)) for name, sub in argument.items()]
-
-    def check(value: Any) -> bool:
-        if not isinstance(value, dict):
-            return True
-        for name, sub in compiled:
-            if name in value and not sub(value[name]):
-                return False
-        return True
-
-    return check
-
-
-def _required(argument: Any, schema: Any) -> Check:
-    names = list(argument)
-    return lambda value: not isinstance(value, dict) or all(name in value for name in names)
-
-
-def _additional_properties(argument: Any, schema: Any) -> Check | None:
-    if "patternProperties" in schema:
-        raise _NotCompiled("additionalProperties with patternProperties")
-    known = frozenset(schema.get("properties", {}))
-    if isinstance(argument, dict):
-        sub = _compile_schema(argument)
-        return lambda value: not isinstance(value, dict) or all(
-            key in known or sub(item) for key, item in value.items())
-    if argument:
-        return None
-    return lambda value: not isinstance(value, dict) or all(key in known for key in value)
-
-
-def _enum(argument: Any, schema: Any) -> Check:
-    # only strings are decided here (jsonschema compares a string with == alone); anything
-    # else goes to the validator
-    texts = frozenset(item for item in argument if isinstance(item, str))
-    return lambda value: isinstance(value, str) and value in texts
-
-
-def _pattern(argument: Any, schema: Any) -> Check:
-    search = re.compile(argument).search
-    return lambda value: not isinstance(value, str) or search(value) is not None
-
-
-def _min_length(argument: Any, schema: Any) -> Check:
-    return lambda value: not isinstance(value, str) or len(value) >= argument
-
-
-def _max_length(argument: Any, schema: Any) -> Check:
-    return lambda value: not isinstance(value, str) or len(value) <= argument
-
-
-def _minimum(argument: Any, schema: Any) -> Check:
-    if schema.get("exclusiveMinimum", False):
-        return lambda value: not _is_number(value) or value > argument
-    return lambda value: not _is_number(value) or value >= argument
-
-
-def _maximum(argument: Any, schema: Any) -> Check:
-    if schema.get("exclusiveMaximum", False):
-        return lambda value: not _is_number(value) or value < argument
-    return lambda value: not _is_number(value) or value <= argument
-
-
-def _multiple(argument: Any, schema: Any) -> Check:
-    return lambda value: not _is_number(value) or not _not_multiple(value, argument)
-
-
-def _items(argument: Any, schema: Any) -> Check:
-    if not isinstance(argument, dict):
-        raise _NotCompiled("items as a list")
-    sub = _compile_schema(argument)
-    return lambda value: not isinstance(value, list) or all(sub(item) for item in value)
-
-
-def _min_items(argument: Any, schema: Any) -> Check:
-    return lambda value: not isinstance(value, list) or len(value) >= argument
-
-
-def _max_items(argument: Any, schema: Any) -> Check:
-    return lambda value: not isinstance(value, list) or len(value) <= argument
-
-
-def _min_properties(argument: Any, schema: Any) -> Check:
-    return lambda value: not isinstance(value, dict) or len(value) >= argument
-
-
-def _max_properties(argument: Any, schema: Any) -> Check:
-    return lambda value: not isinstance(value, dict) or len(value) <= argument
-
-
-def _all_of(argument: Any, schema: Any) -> Check:
-    return _all([_compile_schema(sub) for sub in argument])
-
-
-def _any_of(argument: Any, schema: Any) -> Check:
-    subs = [_compile_schema(sub) for sub in argument]
-    return lambda value: any(sub(value) for sub in subs)
-
-
-def _format(argument: Any, schema: Any) -> None:
-    # RequestValidator is built without a format checker: "format" is an annotation only
-    return None
-
-
-_KEYWORDS: dict[str, Callable[[Any, Any], Check | None]] = {
-    "type": _type,
-    "properties": _properties,
-    "required": _required,
-    "additionalProperties": _additional_properties,
-    "enum": _enum,
-    "pattern": _pattern,
-    "minLength": _min_length,
-    "maxLength": _max_length,
-    "minimum": _minimum,
-    "maximum": _maximum,
-    "multipleOf": _multiple,
-    "items": _items,
-    "minItems": _min_items,
-    "maxItems": _max_items,
-    "minProperties": _min_properties,
-    "maxProperties": _max_properties,
-    "allOf": _all_of,
-    "anyOf": _any_of,
-    "format": _format,
-}
