@@ -35,6 +35,7 @@ from typing import Any
 
 import loadgen
 import procs
+import spy
 from loadgen import LoadResult, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,7 @@ BUDGET_COLD_START_S = 0.5
 BUDGET_IDLE_RSS_MB = 60.0
 BUDGET_GROWTH_DROP = 0.10
 SOAK_FLAT_MB = 5.0
-PHASES = ("baseline", "sandbox", "prism", "growth")  # "flat": the soak's second half grows less than this
+PHASES = ("baseline", "sandbox", "quiet", "prism", "growth")  # "flat": the soak's second half grows less than this
 
 
 @dataclass
@@ -92,6 +93,7 @@ class Report:
     checks: list[tuple[str, str, str]] = field(default_factory=list)  # (what, value, verdict)
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    profile: list[str] = field(default_factory=list)
 
     def check(self, what: str, value: str, ok: bool | None) -> None:
         verdict = "n/a" if ok is None else ("met" if ok else "NOT MET")
@@ -114,6 +116,9 @@ class Report:
         if self.notes:
             out.append("")
             out.extend(f"- {note}" for note in self.notes)
+        if self.profile:
+            out += ["", "Profile of new refunds (py-spy, default settings):", ""]
+            out += self.profile
         return "\n".join(out)
 
 
@@ -232,6 +237,8 @@ class Bench:
             missing_check = self.journal_check(port, 404)
             soak = self.soak(server) if self.args.soak > 0 else None
             after_all = server.rss()
+            if self.args.profile:
+                self.profile(server)
             self.report.notes.append(f"status check, new refunds: {new_check}; replays: "
                                      f"{replay_check}; unknown payments: {missing_check}")
         finally:
@@ -243,6 +250,45 @@ class Bench:
         ]
         return {"new": new, "replay": replay, "missing": missing, "cold": cold, "colds": colds,
                 "idle": idle, "soak": soak}
+
+    def profile(self, server: procs.Server) -> None:
+        """New refunds once more, unmeasured, with py-spy sampling the server."""
+        if spy.py_spy() is None:
+            self.report.notes.append("profile: py-spy is not installed (pip install py-spy)")
+            return
+        raw = self.workdir / "profile.txt"
+        result: list[LoadResult] = []
+        load = threading.Thread(target=lambda: result.append(
+            self.drive(server.port, "new", self.args.duration + 2, "sandbox-profile")))
+        load.start()
+        time.sleep(1)
+        recorded = spy.record(server.process.pid, self.args.duration, raw)
+        load.join()
+        if recorded:
+            self.report.profile = spy.summarise(raw)
+            log("  profile recorded")
+        else:
+            self.report.notes.append("profile: py-spy could not attach to the server")
+
+    def quiet(self) -> LoadResult:
+        """New refunds with the access log off: what the per-request log line costs."""
+        port = procs.free_port()
+        server = procs.start("sandbox-quiet",
+                             [*self.sandbox_command(port), "--log-level", "warning"], port,
+                             probe_path="/__admin/health", log_dir=self.workdir, cwd=ROOT)
+        try:
+            document = json.dumps(bench_scenario(self.args.payments)).encode()
+            status, body = procs.http(port, "POST", "/__admin/scenarios", document,
+                                      {"Content-Type": "application/json"})
+            if status != 201:
+                raise RuntimeError(f"seeding failed: {status} {body[:500]!r}")
+            result = self.phase(server, "new", "sandbox-quiet")
+            after = server.rss()
+        finally:
+            server.stop()
+        self.report.rows.append(Row("sandbox, --log-level warning: new refunds", result, True,
+                                    server.cold_start_s, None, after))
+        return result
 
     def soak(self, server: procs.Server) -> dict[str, Any]:
         """A long replay-heavy run: with the journal bounded, RSS must level off."""
@@ -360,9 +406,15 @@ class Bench:
         only = set(self.args.only)
         base = self.baseline() if "baseline" in only else None
         sandbox = self.sandbox() if "sandbox" in only else None
+        quiet = self.quiet() if "quiet" in only else None
         prism = self.prism() if "prism" in only else None
         growth = self.growth() if "growth" in only else None
         self.evaluate(base, sandbox, prism, growth)
+        if quiet is not None and base is not None and base.rps:
+            self.report.notes.append(
+                f"with the access log off (--log-level warning) new refunds reach "
+                f"{quiet.rps:,.0f} req/s = {quiet.rps / base.rps:.0%} of the baseline, "
+                f"p99 {quiet.p99_ms:.2f} ms")
         header = self.header(time.perf_counter() - started)
         return self.report.markdown(header)
 
@@ -542,6 +594,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", type=lambda text: [p for p in text.split(",") if p],
                         default=list(PHASES), metavar="PHASES",
                         help=f"comma-separated subset of {','.join(PHASES)} (default: all)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the measured phases, sample the sandbox with py-spy during "
+                             "new refunds and print where the time goes")
     parser.add_argument("--python", help="interpreter that runs the servers (default: this one)")
     parser.add_argument("--serve-flag", action="append", default=[], metavar="FLAG",
                         help="extra flag for `mock-server serve`, repeatable "
