@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import shutil
@@ -61,7 +62,7 @@ def wrk_available() -> bool:
 def run_wrk(base_url: str, load: Workload, *, seconds: float, connections: int,
             threads: int) -> LoadResult:
     command = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, math.ceil(seconds))}s",
         "--timeout", "5s", "-s", str(LUA_SCRIPT), base_url, "--",
         load.mode, str(load.payments), str(load.first_order), load.authorization, load.run,
         str(load.keys),
@@ -204,3 +205,22 @@ def drive(base_host: str, port: int, load: Workload, *, seconds: float, connecti
 
 def cpu_count() -> int:
     return os.cpu_count() or 1
+
+
+def combine(results: list[LoadResult]) -> LoadResult:
+    """Slices of one workload as one result: totals add up; p50 is the request-weighted mean
+    of the slices' medians, p90/p99/max the worst slice's (conservative)."""
+    requests = sum(r.requests for r in results)
+    cpu = None
+    windows = [r.cpu for r in results if r.cpu is not None]
+    if windows:
+        cpu = type(windows[0])(sum(w.wall for w in windows), sum(w.server for w in windows),
+                               sum(w.generator for w in windows), sum(w.other for w in windows))
+    return LoadResult(
+        requests=requests, seconds=sum(r.seconds for r in results),
+        p50_ms=sum(r.p50_ms * r.requests for r in results) / requests if requests else 0.0,
+        p90_ms=max(r.p90_ms for r in results), p99_ms=max(r.p99_ms for r in results),
+        max_ms=max(r.max_ms for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
+        non_2xx=sum(r.non_2xx for r in results), generator=results[0].generator,
+        notes=results[0].notes, cpu=cpu)

@@ -4,7 +4,8 @@
 session, records REFUNDS refunds through the Afterpay model (the same objects the HTTP path
 stores: ledger entry plus idempotent answer), prints one line
 `READY {"refunds": N, "rssBefore": .., "rssAfter": .., "tracedBytesPerRefund": ..}` and then
-serves exactly as `mock-server serve` does.
+serves exactly as `mock-server serve` does. When the server stops it prints
+`GCSTATS {...}`: what Python's cyclic garbage collector cost while it served.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
+import time
 import tracemalloc
 from decimal import Decimal
 from pathlib import Path
@@ -68,6 +70,35 @@ def prefill(app: Any, scenario_path: str, refunds: int) -> dict[str, Any]:
             "ledger": dict(session.ledger.stats())}
 
 
+class GcWatch:
+    """Times every collection (gc.callbacks) from the moment the server is ready."""
+
+    def __init__(self) -> None:
+        self.started_cpu = time.process_time()
+        self.began = 0.0
+        self.total = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self.longest = [0.0, 0.0, 0.0]
+        gc.callbacks.append(self.callback)
+
+    def callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self.began = time.perf_counter()
+            return
+        took = time.perf_counter() - self.began
+        generation = info["generation"]
+        self.total[generation] += took
+        self.count[generation] += 1
+        self.longest[generation] = max(self.longest[generation], took)
+
+    def report(self) -> dict[str, Any]:
+        cpu = time.process_time() - self.started_cpu
+        return {"cpuSeconds": round(cpu, 3), "gcSeconds": round(sum(self.total), 3),
+                "collections": self.count, "fullCollections": self.count[2],
+                "longestFullMs": round(self.longest[2] * 1000, 1),
+                "longestMs": round(max(self.longest) * 1000, 1)}
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or "--" not in argv:
         sys.stderr.write(__doc__ or "")
@@ -79,6 +110,14 @@ def main(argv: list[str]) -> int:
     def create_app(*args: Any, **kwargs: Any) -> Any:
         app = original(*args, **kwargs)
         report = prefill(app, scenario_path, refunds)
+        watch = GcWatch()
+
+        async def gc_report() -> None:
+            # a shutdown hook: uvicorn ends the process with the signal that stopped it
+            sys.stdout.write("GCSTATS " + json.dumps(watch.report()) + "\n")
+            sys.stdout.flush()
+
+        app.shutdown_hooks.append(gc_report)
         sys.stdout.write("READY " + json.dumps(report) + "\n")
         sys.stdout.flush()
         return app

@@ -170,14 +170,18 @@ class Bench:
 
     def phase(self, server: procs.Server, mode: str, run: str,
               payments: int | None = None) -> LoadResult:
+        if self.args.warmup > 0:
+            self.drive(server.port, mode, self.args.warmup, run + "-warmup", payments)
+        return self.measure(server, mode, run, self.args.duration, payments)
+
+    def measure(self, server: procs.Server, mode: str, run: str, seconds: float,
+                payments: int | None = None) -> LoadResult:
         if self.args.wait_idle > 0:
             load = procs.wait_until_quiet(self.args.wait_idle)
             if load >= 0.15:
                 log(f"  the machine is busy: other processes use {load:.2f} cores")
-        if self.args.warmup > 0:
-            self.drive(server.port, mode, self.args.warmup, run + "-warmup", payments)
         meter = procs.CpuMeter(server.process.pid, server.tree)
-        result = self.drive(server.port, mode, self.args.duration, run, payments)
+        result = self.drive(server.port, mode, seconds, run, payments)
         result.cpu = meter.stop()
         log(f"  {run}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
             f"p99 {result.p99_ms:.2f} ms, {result.requests:,} requests; CPU: "
@@ -368,34 +372,61 @@ class Bench:
 
     # -- growth ----------------------------------------------------------------------------
 
-    def growth_run(self, refunds: int, scenario: Path) -> dict[str, Any]:
+    def growth_server(self, refunds: int, scenario: Path) -> procs.Server:
         port = procs.free_port()
         command = [self.python, str(ROOT / "bench" / "prefilled.py"), str(scenario),
                    str(refunds), "--", "--port", str(port), "--seed", "7",
                    *self.args.serve_flag]
-        log(f"growth: filling the ledger with {refunds:,} refunds")
-        server = procs.start(f"growth-{refunds}", command, port, probe_path="/__admin/health",
-                             log_dir=self.workdir, cwd=ROOT, ready_line="READY", timeout=900)
-        try:
-            filled = json.loads(server.ready)
-            result = self.phase(server, "new", f"growth-{refunds}")
-            check = self.journal_check(port, 201)
-            after = server.rss()
-        finally:
-            server.stop()
-        self.report.rows.append(Row(f"sandbox, {refunds:,} refunds stored: new refunds",
-                                    result, True, None, filled["rssAfter"], after))
-        self.report.notes.append(f"status check, {refunds:,} stored: {check}")
-        return {"load": result, "filled": filled}
+        log(f"growth: filling a ledger with {refunds:,} refunds")
+        return procs.start(f"growth-{refunds}", command, port, probe_path="/__admin/health",
+                           log_dir=self.workdir, cwd=ROOT, ready_line="READY", timeout=900)
 
     def growth(self) -> dict[str, Any] | None:
+        """The same load on a small and a large ledger, in alternating slices (ABAB...), so
+        that other work on the machine weighs on both alike."""
         if self.args.growth_refunds <= 0:
             return None
         scenario = self.workdir / "growth-scenario.json"
         scenario.write_text(json.dumps(bench_scenario(self.args.payments)))
-        small = self.growth_run(1_000, scenario)
-        large = self.growth_run(self.args.growth_refunds, scenario)
-        return {"small": small, "large": large}
+        sizes = (1_000, self.args.growth_refunds)
+        servers: dict[int, procs.Server] = {}
+        slices: dict[int, list[LoadResult]] = {size: [] for size in sizes}
+        rounds = max(1, self.args.growth_rounds)
+        try:
+            for size in sizes:
+                servers[size] = self.growth_server(size, scenario)
+            for size in sizes:
+                if self.args.warmup > 0:
+                    self.drive(servers[size].port, "new", self.args.warmup, f"growth-{size}-w")
+            for index in range(rounds):
+                for size in sizes:
+                    run = f"growth-{size}-{index}"
+                    slices[size].append(self.measure(servers[size], "new", run,
+                                                     self.args.duration / rounds))
+            checks = {size: self.journal_check(servers[size].port, 201) for size in sizes}
+            after = {size: servers[size].rss() for size in sizes}
+        finally:
+            for server in servers.values():
+                server.stop()
+        out: dict[str, Any] = {}
+        for key, size in zip(("small", "large"), sizes, strict=True):
+            server = servers[size]
+            filled = json.loads(server.ready)
+            result = loadgen.combine(slices[size])
+            log(f"  growth, {size:,} stored: {result.rps:,.0f} req/s over {rounds} slices, "
+                f"p99 {result.p99_ms:.2f} ms")
+            gc_stats = _gc_stats(server)
+            self.report.rows.append(Row(f"sandbox, {size:,} refunds stored: new refunds",
+                                        result, True, None, filled["rssAfter"], after[size]))
+            self.report.notes.append(f"status check, {size:,} stored: {checks[size]}")
+            if gc_stats is not None:
+                self.report.notes.append(
+                    f"garbage collector with {size:,} refunds stored (warm-up and measured "
+                    f"runs): {gc_stats['gcSeconds']:.2f} s of {gc_stats['cpuSeconds']:.2f} s "
+                    f"CPU, {gc_stats['fullCollections']} full collections, longest pause "
+                    f"{gc_stats['longestMs']:.0f} ms; max latency {result.max_ms:.0f} ms")
+            out[key] = {"load": result, "filled": filled, "gc": gc_stats}
+        return out
 
     # -- the whole run ---------------------------------------------------------------------
 
@@ -523,6 +554,16 @@ class Bench:
         ]
 
 
+def _gc_stats(server: procs.Server) -> dict[str, Any] | None:
+    """The GCSTATS line bench/prefilled.py prints when it stops."""
+    if server.process.stdout is None:
+        return None
+    for line in server.process.stdout.read().decode(errors="replace").splitlines():
+        if line.startswith("GCSTATS "):
+            return dict(json.loads(line[len("GCSTATS "):]))
+    return None
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:
@@ -590,6 +631,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wait-idle", type=float, default=60.0, metavar="SECONDS",
                         help="before each phase, wait up to this long for other processes to "
                              "go quiet (default 60; 0 does not wait)")
+    parser.add_argument("--growth-rounds", type=int, default=5,
+                        help="alternating slices per ledger size in the growth run; each is "
+                             "--duration/rounds long, rounded up to whole seconds (default 5)")
     parser.add_argument("--no-prism", action="store_true", help="skip Prism even with Node")
     parser.add_argument("--only", type=lambda text: [p for p in text.split(",") if p],
                         default=list(PHASES), metavar="PHASES",
