@@ -85,8 +85,8 @@ def run_wrk(base_url: str, load: Workload, *, seconds: float, connections: int,
 # -- the built-in generator: used when wrk is not installed ------------------------------------
 
 def _refund_body(request_id: str, reference: str) -> bytes:
-    return ('{"requestId":"%s","amount":{"amount":"1.00","currency":"AUD"},'
-            '"merchantReference":"%s"}' % (request_id, reference)).encode()
+    return (f'{{"requestId":"{request_id}","amount":{{"amount":"1.00","currency":"AUD"}},'
+            f'"merchantReference":"{reference}"}}').encode()
 
 
 class _Requests:
@@ -148,7 +148,7 @@ async def _connection(host: str, port: int, load: Workload, index: int, deadline
                 writer.close()
                 writer = None
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                asyncio.TimeoutError, ValueError):
+                TimeoutError, ValueError):
             counts["socket"] += 1
             if writer is not None:
                 writer.close()

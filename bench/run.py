@@ -53,8 +53,8 @@ BUDGET_P99_MS = 5.0
 BUDGET_COLD_START_S = 0.5
 BUDGET_IDLE_RSS_MB = 60.0
 BUDGET_GROWTH_DROP = 0.10
-SOAK_FLAT_MB = 5.0
-PHASES = ("baseline", "sandbox", "quiet", "prism", "growth")  # "flat": the soak's second half grows less than this
+SOAK_FLAT_MB = 5.0  # "flat": the soak's second half grows less than this
+PHASES = ("baseline", "sandbox", "quiet", "prism", "growth")
 
 
 @dataclass
