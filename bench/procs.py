@@ -135,7 +135,7 @@ class CpuMeter:
         return CpuWindow(wall, server, own, max(0.0, busy - server - own))
 
 
-def wait_until_quiet(limit_s: float, threshold_cores: float = 0.15) -> float:
+def wait_until_quiet(limit_s: float, threshold_cores: float = 0.1) -> float:
     """Waits (at most limit_s) until other processes use less than threshold_cores for a
     second; returns the last background load seen, in cores."""
     deadline = time.perf_counter() + limit_s

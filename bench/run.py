@@ -54,6 +54,7 @@ BUDGET_COLD_START_S = 0.5
 BUDGET_IDLE_RSS_MB = 60.0
 BUDGET_GROWTH_DROP = 0.10
 SOAK_FLAT_MB = 5.0  # "flat": the soak's second half grows less than this
+BUSY_CORES = 0.15  # other processes using more than this disturb a measurement
 PHASES = ("baseline", "sandbox", "quiet", "prism", "growth")
 
 
@@ -176,17 +177,27 @@ class Bench:
 
     def measure(self, server: procs.Server, mode: str, run: str, seconds: float,
                 payments: int | None = None) -> LoadResult:
-        if self.args.wait_idle > 0:
-            load = procs.wait_until_quiet(self.args.wait_idle)
-            if load >= 0.15:
-                log(f"  the machine is busy: other processes use {load:.2f} cores")
-        meter = procs.CpuMeter(server.process.pid, server.tree)
-        result = self.drive(server.port, mode, seconds, run, payments)
-        result.cpu = meter.stop()
-        log(f"  {run}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
-            f"p99 {result.p99_ms:.2f} ms, {result.requests:,} requests; CPU: "
-            f"{result.cpu.describe()}")
-        return result
+        """One measured run; on a shared machine repeated (--retries) while other processes
+        took more than BUSY_CORES, keeping the least disturbed attempt."""
+        best: LoadResult | None = None
+        for attempt in range(1 + max(0, self.args.retries)):
+            if self.args.wait_idle > 0:
+                load = procs.wait_until_quiet(self.args.wait_idle)
+                if load >= BUSY_CORES:
+                    log(f"  the machine is busy: other processes use {load:.2f} cores")
+            meter = procs.CpuMeter(server.process.pid, server.tree)
+            result = self.drive(server.port, mode, seconds, f"{run}-{attempt}", payments)
+            result.cpu = meter.stop()
+            other = result.cpu.other / result.cpu.wall if result.cpu.wall else 0.0
+            log(f"  {run}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
+                f"p99 {result.p99_ms:.2f} ms, {result.requests:,} requests; CPU: "
+                f"{result.cpu.describe()}")
+            if best is None or other < best.cpu.other / best.cpu.wall:
+                best = result
+            if other < BUSY_CORES:
+                break
+        assert best is not None
+        return best
 
     def journal_check(self, port: int, expected: int) -> str:
         """How many of the newest journal entries (at most the journal's size) got `expected`."""
@@ -635,6 +646,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--growth-rounds", type=int, default=5,
                         help="alternating slices per ledger size in the growth run; each is "
                              "--duration/rounds long, rounded up to whole seconds (default 5)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="measure a phase again (up to N more times) when other processes "
+                             "used more than 0.15 cores during it; the least disturbed attempt "
+                             "is kept (default 2)")
     parser.add_argument("--no-prism", action="store_true", help="skip Prism even with Node")
     parser.add_argument("--only", type=lambda text: [p for p in text.split(",") if p],
                         default=list(PHASES), metavar="PHASES",

@@ -80,7 +80,8 @@ def summarise(raw: Path, top: int = 12) -> list[str]:
     out = ["| part of the request | share of server CPU samples |", "|---|---:|"]
     out += [f"| {name} | {count / total:.0%} |" for name, count in parts.most_common()]
     out += ["", "| sandbox function (inclusive) | share |", "|---|---:|"]
-    skip = ("SandboxApp.__call__", "SandboxApp._http", "SandboxApp._handle", "cli.py")
+    skip = ("SandboxApp.__call__", "SandboxApp._http", "SandboxApp._handle", "cli.py",
+            "__main__.py")
     shown = 0
     for frame, count in inclusive.most_common():
         if any(name in frame for name in skip):
