@@ -43,6 +43,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# json.loads builds a new decoder whenever it is given parse_float; one is enough
+_DECODER = json.JSONDecoder(parse_float=JsonNumber, parse_int=JsonNumber,
+                            parse_constant=_reject_constant)
+
+
 def parse_body(raw: bytes) -> Any:
     """Jackson's strictness: no NaN/Infinity, no trailing garbage, UTF-8 only.
 
@@ -52,8 +57,7 @@ def parse_body(raw: bytes) -> Any:
     skipped, as Jackson's byte-source bootstrapper does.
     """
     try:
-        return json.loads(raw.decode("utf-8-sig"), parse_float=JsonNumber, parse_int=JsonNumber,
-                          parse_constant=_reject_constant)
+        return _DECODER.decode(raw.decode("utf-8-sig"))
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise errors.InvalidJson() from None
 

@@ -78,7 +78,35 @@ def _number(value: Decimal) -> str:
     return format(value, "f")
 
 
+# Keys repeat from body to body (the same few field names), so their quoted form is kept.
+_QUOTED_KEYS: dict[str, str] = {}
+_QUOTED_KEYS_MAX = 4096
+# "\n" plus the indentation of each nesting level, built once
+_NEWLINES = ["\n" + _INDENT * level for level in range(16)]
+
+
+def _quote_key(key: str) -> str:
+    quoted = _QUOTED_KEYS.get(key)
+    if quoted is None:
+        quoted = _quote(key)
+        if len(_QUOTED_KEYS) < _QUOTED_KEYS_MAX:
+            _QUOTED_KEYS[key] = quoted
+    return quoted
+
+
+def _newline(nesting: int) -> str:
+    return _NEWLINES[nesting] if nesting < len(_NEWLINES) else "\n" + _INDENT * nesting
+
+
 def _write(value: object, nesting: int, out: list[str]) -> None:
+    # the common exact types first; everything else goes through the isinstance chain below
+    kind = type(value)
+    if kind is str:
+        out.append(_quote(value))  # type: ignore[arg-type]
+        return
+    if kind is dict:
+        _write_object(value, nesting, out)  # type: ignore[arg-type]
+        return
     # bool before int: bool is a subclass of int in Python.
     if isinstance(value, str):
         out.append(_quote(value))
@@ -107,18 +135,19 @@ def _write_object(value: Mapping[object, object], nesting: int, out: list[str]) 
         out.append(EMPTY_OBJECT)
         return
     inner = nesting + 1
-    entry_start = "\n" + _INDENT * inner
+    entry_start = _newline(inner)
     separator = "{"
     for key, item in value.items():
         if not isinstance(key, str):
             raise TypeError(KEY_NOT_STRING.format(type_name=type(key).__name__))
-        out.append(separator)
-        out.append(entry_start)
-        out.append(_quote(key))
-        out.append(_KEY_VALUE_SEPARATOR)
-        _write(item, inner, out)
+        head = separator + entry_start + _quote_key(key) + _KEY_VALUE_SEPARATOR
+        if type(item) is str:
+            out.append(head + _quote(item))
+        else:
+            out.append(head)
+            _write(item, inner, out)
         separator = ","
-    out.append("\n" + _INDENT * nesting + "}")
+    out.append(_newline(nesting) + "}")
 
 
 def _write_array(value: Sequence[object], nesting: int, out: list[str]) -> None:
