@@ -18,7 +18,7 @@ import logging
 import random
 import socket
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -59,11 +59,13 @@ class TruncatedWithoutConnection(ConnectionError, FaultWithoutConnection):
 
 
 def transport_of(receive: Receive) -> asyncio.Transport | None:
-    """The connection's transport, when the ASGI server is uvicorn (h11 or httptools)."""
+    """The connection's transport, when the ASGI server is uvicorn (h11 or httptools, asyncio
+    or uvloop)."""
     cycle = getattr(receive, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    if isinstance(transport, asyncio.BaseTransport) and hasattr(transport, "abort"):
-        return transport  # type: ignore[return-value]
+    # duck-typed: uvloop's TCPTransport is not an asyncio.BaseTransport subclass
+    if all(hasattr(transport, name) for name in ("abort", "close", "write", "get_extra_info")):
+        return cast("asyncio.Transport", transport)
     return None
 
 
