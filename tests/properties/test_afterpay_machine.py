@@ -34,6 +34,7 @@ from hypothesis.stateful import (
 from starlette.testclient import TestClient
 
 from mock_server.app import create_app
+from mock_server.core.clock import iso_millis
 from mock_server.settings import Settings
 
 START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
@@ -260,7 +261,7 @@ class AfterpayLedger(RuleBasedStateMachine):
         SEEN["clock advanced"] += 1
         clock = self.admin("POST", "/clock/advance", json={"seconds": step.total_seconds()})
         self.now += step
-        assert clock["now"] == _iso(self.now)
+        assert clock["now"] == iso_millis(self.now)
 
     @rule()
     def reset(self) -> None:
@@ -291,10 +292,6 @@ class AfterpayLedger(RuleBasedStateMachine):
         journaled = {json.loads(e["responseBody"])["refundId"] for e in journal["requests"]}
         made = {rid for payment in self.payments.values() for rid in payment.refunds}
         assert journaled == made, "the journal's refunds are the read-back's refunds"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 @pytest.fixture(scope="module")

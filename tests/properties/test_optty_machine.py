@@ -35,6 +35,7 @@ from hypothesis.stateful import (
 from starlette.testclient import TestClient
 
 from mock_server.app import create_app
+from mock_server.core.clock import iso_millis
 from mock_server.settings import Settings
 
 START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
@@ -222,7 +223,7 @@ class OpttyLedger(RuleBasedStateMachine):
     def advance_clock(self, hours: int, seconds: int) -> None:
         clock = self.admin("POST", "/clock/advance", json={"hours": hours, "seconds": seconds})
         self.now += timedelta(hours=hours, seconds=seconds)
-        assert clock["now"] == _iso(self.now)
+        assert clock["now"] == iso_millis(self.now)
 
     @rule()
     def reset(self) -> None:
@@ -255,10 +256,6 @@ class OpttyLedger(RuleBasedStateMachine):
         journaled = {json.loads(e["responseBody"])["bnplRefundId"] for e in journal["requests"]}
         made = {rid for model in self.orders.values() for rid in model.refunds}
         assert journaled == made, "the journal's refunds are the read-back's refunds"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 @pytest.fixture(scope="module")
