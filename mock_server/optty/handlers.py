@@ -14,7 +14,7 @@ from mock_server.optty import errors
 from mock_server.optty.bodyparser import parse_request_body
 from mock_server.optty.jsonparse import stringify
 from mock_server.optty.models import PROVIDER, OpttyModel, ReferenceBusy
-from mock_server.optty.validation import validate_refund
+from mock_server.optty.validation import OrderRefund, validate_refund
 from mock_server.optty.webhooks import WebhookDispatcher
 
 JSON = "application/json; charset=utf-8"  # Express's res.json
@@ -53,6 +53,19 @@ def _free_reference(session: Session, key: Hashable) -> None:
         event.set()
 
 
+def conforms(ctx: Context, refund: OrderRefund) -> None:
+    """The refund as the ValidationPipe let it through is checked against the spec's schema too:
+    whatever the class-validator emulation passes that the document forbids is still refused,
+    as a NestJS 400 list. (The raw body is not checked: it may carry fields NestJS ignores.)"""
+    assert ctx.operation is not None
+    violations = ctx.operation.validate_body({
+        "refundReference": refund.refund_reference, "refundDescription": refund.description,
+        "isActivatedViaOAuth": refund.activated_via_oauth,
+        "refundAmount": {"amount": refund.amount, "currency": refund.currency}})
+    if violations:
+        raise errors.BadRequest([f"{v.dotted or 'body'} {v.message}" for v in violations])
+
+
 class OpttyHandlers:
     def __init__(self, model: OpttyModel, dispatcher: WebhookDispatcher) -> None:
         self.model = model
@@ -70,6 +83,7 @@ class OpttyHandlers:
             body = read_body(ctx)
             merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
             refund = validate_refund(body)
+            conforms(ctx, refund)
             order = self.model.order(ctx.session, merchant, ctx.params["orderReference"])
             while True:
                 try:

@@ -158,6 +158,17 @@ class Account:
 
 # -- Afterpay --------------------------------------------------------------------------------
 
+def journal_agrees(session: str, provider: str, operation: str, id_field: str,
+                   accounts: dict[str, Any]) -> None:
+    """The session's journal lists exactly the refunds the model saw made."""
+    journal = admin_get(session, "/__admin/requests", provider=provider, operation=operation,
+                        status=201, limit=10000)
+    journaled = {json.loads(entry["responseBody"])[id_field] for entry in journal["requests"]}
+    made = {rid for account in accounts.values() for rid in account.refunds}
+    with recorded("the request journal"):
+        assert journaled == made, "the journal lists exactly the refunds the model saw"
+
+
 # The default world's AUD payments with money in them (README, "The default world"); the seed
 # step redraws the first one.
 AFTERPAY_ACCOUNTS = {"100101785224": (Decimal("100.00"), Decimal("40.00")),
@@ -229,13 +240,7 @@ class AfterpayLinks(AFTERPAY.as_state_machine()):  # type: ignore[misc]
 
     def teardown(self) -> None:
         # the journal and the read-back agree on every refund made
-        journal = admin_get(self.session, "/__admin/requests", provider="afterpay",
-                            operation="createRefund", status=201, limit=10000)
-        journaled = {json.loads(entry["responseBody"])["refundId"]
-                     for entry in journal["requests"]}
-        made = {rid for account in self.accounts.values() for rid in account.refunds}
-        with recorded("the request journal"):
-            assert journaled == made, "the journal lists exactly the refunds the model saw"
+        journal_agrees(self.session, "afterpay", "createRefund", "refundId", self.accounts)
         super().teardown()
 
 
@@ -308,13 +313,8 @@ class OpttyLinks(OPTTY.as_state_machine()):  # type: ignore[misc]
             WALKED["optty read-back"] += 1
 
     def teardown(self) -> None:
-        journal = admin_get(self.session, "/__admin/requests", provider="optty",
-                            operation="RefundsController_refundOrder", status=201, limit=10000)
-        journaled = {json.loads(entry["responseBody"])["bnplRefundId"]
-                     for entry in journal["requests"]}
-        made = {rid for account in self.accounts.values() for rid in account.refunds}
-        with recorded("the request journal"):
-            assert journaled == made, "the journal lists exactly the refunds the model saw"
+        journal_agrees(self.session, "optty", "RefundsController_refundOrder", "bnplRefundId",
+                       self.accounts)
         super().teardown()
 
 

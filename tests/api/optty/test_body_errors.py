@@ -263,3 +263,19 @@ def test_the_sandbox_wide_limit_still_applies_first(time_source: Any) -> None:
                              headers={"Content-Type": "text/plain"})
         assert answer.status_code == 413
         assert answer.content == TOO_LARGE
+
+
+def test_the_read_refund_is_checked_against_the_spec(optty, monkeypatch) -> None:
+    """A refund the class-validator emulation lets through but the document forbids is still
+    refused as a NestJS 400 list: here the spec is made stricter than the rules for one run."""
+    from mock_server.core.openapi import Operation, Violation
+
+    def forbid(self: Operation, value: object) -> list[Violation]:
+        return [Violation(("refundAmount", "amount"), "maximum", "10 is greater than 5")]
+
+    monkeypatch.setattr(Operation, "validate_body", forbid)
+    answer = optty.refund("ORD-1001", 10, "spec-1")
+    assert answer.status_code == 400
+    assert answer.json() == {"statusCode": 400,
+                             "message": ["refundAmount.amount 10 is greater than 5"],
+                             "error": "Bad Request"}
