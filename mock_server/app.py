@@ -9,13 +9,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from mock_server.core import faults, netfaults
 from mock_server.core.clock import TimeSource, real_time
-from mock_server.core.http import Context, Problem, ProviderApp
+from mock_server.core.http import Context, Problem, ProviderApp, RequestHeaders
 from mock_server.core.journal import finish
 from mock_server.core.openapi import Spec
 from mock_server.core.scenarios import Scenario, load_scenario_paths
@@ -138,7 +138,7 @@ class SandboxApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         path: str = scope["path"]
-        headers = Headers(scope=scope)
+        headers = RequestHeaders(scope["headers"])
         session_name = headers.get(SESSION_HEADER)
         if path.startswith(_SESSION_PREFIX):
             rest = path[len(_SESSION_PREFIX):]
@@ -149,8 +149,9 @@ class SandboxApp:
         bad_session = session_name is not None and not SESSION_NAME.match(session_name)
         session = self.world.session(DEFAULT_SESSION if bad_session or not session_name
                                      else session_name)
+        query_string: bytes = scope.get("query_string", b"")
         ctx = Context(self.world, self.settings, session, method, path or "/", headers,
-                      QueryParams(scope.get("query_string", b"")), b"")
+                      query_string, b"")
         # the target as sent, still percent-encoded (Optty's "Cannot POST <originalUrl>")
         ctx.state["raw_path"] = scope.get("raw_path")
         problem: Problem | None = None
@@ -173,7 +174,7 @@ class SandboxApp:
             ctx.entry = session.journal.record(
                 at=session.clock.now(), provider=provider.name,
                 operation=ctx.operation.operation_id if ctx.operation else None, method=method,
-                path=path, query=scope.get("query_string", b"").decode("latin-1"),
+                path=path, query=query_string.decode("latin-1"),
                 headers=headers.items(), body=ctx.body)
         # fault rules: the session's first live matching rule, for provider requests only
         rule = faults.fire(ctx, provider.name) if journaled and not bad_session else None

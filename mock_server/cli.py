@@ -222,6 +222,8 @@ def serve(settings: Settings, app: Any = None) -> int:
             app = create_app(settings)
         except ScenarioError as err:
             _fail_lines(err.problems)
+    from mock_server.core import gcpolicy
+    gcpolicy.install(app)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     log.info("refund-mock-server %s listening on http://%s:%s",

@@ -26,6 +26,18 @@ _SECRETS = re.compile(
     re.IGNORECASE)
 
 
+# Every text _SECRETS can match contains one of these (ASCII, lower-cased): a line without any of
+# them is left as it is without running the pattern (most access lines, at every request).
+_SECRET_HINTS = ("eyj", "basic", "bearer", "digest", "secret", "passw", "token", "key")
+
+
+def _may_hold_secret(text: str) -> bool:
+    if not text.isascii():
+        return True  # case-insensitive matching beyond ASCII: let the pattern decide
+    lower = text.lower()
+    return any(hint in lower for hint in _SECRET_HINTS)
+
+
 def _mask_match(match: re.Match[str]) -> str:
     return (match.group("scheme") or match.group("field") or "") + MASK
 
@@ -42,12 +54,27 @@ class SecretMask:
         for literal in self.literals:
             if literal in text:
                 text = text.replace(literal, MASK)
-        return _SECRETS.sub(_mask_match, text)
+        return _SECRETS.sub(_mask_match, text) if _may_hold_secret(text) else text
+
+
+# the "YYYY-MM-DDTHH:MM:SS." of the last second a line was stamped in: lines come in bursts
+_stamped_second: tuple[int, str] = (-1, "")
 
 
 def _utc(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """The record's time as ISO 8601 UTC with milliseconds, as datetime.fromtimestamp rounds
+    it (to the microsecond, half to even), formatting the date part once per second."""
+    global _stamped_second
+    second, fraction = divmod(record.created, 1)
+    micros = round(fraction * 1_000_000)
+    if micros == 1_000_000:
+        second, micros = second + 1, 0
+    whole = int(second)
+    cached, prefix = _stamped_second
+    if whole != cached:
+        prefix = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _stamped_second = (whole, prefix)
+    return f"{prefix}{micros // 1000:03d}Z"
 
 
 _PLAIN = re.compile(r"^[\x21-\x7e\u00a0-\u2027\u202a-\uffff]*$")
@@ -59,6 +86,8 @@ def _text_value(value: object) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
     text = str(value)
+    if text.isascii() and text.isprintable() and " " not in text and text:
+        return text  # the common case of _PLAIN, without the pattern
     return text if text and _PLAIN.match(text) else json.dumps(text)
 
 
@@ -142,6 +171,12 @@ def configure_logging(fmt: str = "text", level: str = "info", *,
                       secrets: Iterable[str | None] = (), stream: TextIO | None = None) -> None:
     """The server's logging: one handler on the root logger (uvicorn's loggers propagate to it),
     writing to stderr, every line masked."""
+    # No line says which thread, process or source line logged it: not looking them up for
+    # every record is the logging module's own documented optimisation ("Optimization").
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None  # type: ignore[attr-defined]
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     mask = SecretMask(secrets)
     handler.setFormatter(JsonFormatter(mask) if fmt == "json" else TextFormatter(mask))

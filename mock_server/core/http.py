@@ -18,6 +18,29 @@ if TYPE_CHECKING:
     from mock_server.core.journal import JournalEntry
 
 
+class RequestHeaders(Headers):
+    """Starlette's read-only Headers, decoded once: a lookup is a dict access (the first value
+    of a repeated name, as Headers.get gives) instead of a scan that decodes every header. ASGI
+    servers hand header names lower-cased."""
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(raw=raw)
+        self._decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+        self._first = dict(reversed(self._decoded))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._first.get(key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return self._first[key.lower()]
+
+    def __contains__(self, key: Any) -> bool:
+        return isinstance(key, str) and key.lower() in self._first
+
+    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
+        return list(self._decoded)
+
+
 @dataclass(slots=True)
 class Context:
     """One request as the handlers see it: session, operation, raw body, warnings to add."""
@@ -28,13 +51,21 @@ class Context:
     method: str
     path: str
     headers: Headers
-    query: QueryParams
+    query_string: bytes
     body: bytes
     operation: Operation | None = None
     params: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     entry: JournalEntry | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    _query: QueryParams | None = None
+
+    @property
+    def query(self) -> QueryParams:
+        """The query string, parsed when a handler first asks."""
+        if self._query is None:
+            self._query = QueryParams(self.query_string)
+        return self._query
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)

@@ -8,6 +8,10 @@ import threading
 import zlib
 
 _LOWER_ALNUM = string.ascii_lowercase + string.digits
+# a random byte -> one of the 36 characters (bytes.translate: one C call for a whole id; the
+# first four characters are drawn 8/256 of the time, the others 7/256, which no id's reader
+# can tell from uniform)
+_ALNUM_OF_BYTE = bytes(ord(_LOWER_ALNUM[b % len(_LOWER_ALNUM)]) for b in range(256))
 
 
 class IdSource:
@@ -25,7 +29,7 @@ class IdSource:
 
     def alnum(self, length: int) -> str:
         with self._lock:
-            return "".join(self._rng.choices(_LOWER_ALNUM, k=length))
+            return self._rng.randbytes(length).translate(_ALNUM_OF_BYTE).decode("ascii")
 
     def uuid(self) -> str:
         raw = self.hex(32)

@@ -17,11 +17,18 @@ _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "
 MAX_BODY_CHARS = 64 * 1024
 
 
-def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+HeaderItems = Iterable[tuple[str | bytes, str | bytes]]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def redact_headers(headers: HeaderItems) -> dict[str, str]:
     kept: dict[str, str] = {}
     for name, value in headers:
-        lower = name.lower()
-        kept[lower] = REDACTED if lower in _SECRET_HEADERS else value
+        lower = _text(name).lower()
+        kept[lower] = REDACTED if lower in _SECRET_HEADERS else _text(value)
     return kept
 
 
@@ -30,8 +37,17 @@ def body_text(raw: bytes) -> str:
     return text + "…[truncated]" if len(raw) > MAX_BODY_CHARS else text
 
 
+def _kept_body(raw: bytes) -> bytes:
+    # one byte past the limit is enough for body_text to say it was truncated
+    return raw if len(raw) <= MAX_BODY_CHARS else raw[:MAX_BODY_CHARS + 1]
+
+
 @dataclass(slots=True)
 class JournalEntry:
+    """One request (or callback attempt) and its answer. Headers and bodies are kept as they
+    came, in tuples and bytes, and turned into text (secrets redacted) only when read: every
+    request is journaled, few entries are ever read."""
+
     id: int
     at: datetime
     provider: str | None
@@ -39,15 +55,31 @@ class JournalEntry:
     method: str
     path: str
     query: str
-    headers: dict[str, str]
-    body: str
+    raw_headers: tuple[tuple[str | bytes, str | bytes], ...]
+    raw_body: bytes
     status: int = 0
-    response_headers: dict[str, str] = field(default_factory=dict)
-    response_body: str = ""
+    raw_response_headers: tuple[tuple[str | bytes, str | bytes], ...] = ()
+    raw_response_body: bytes = b""
     duration_ms: float = 0.0
     warnings: list[str] = field(default_factory=list)
     fault: dict[str, Any] | None = None
     kind: str = "request"  # "request", or "callback" for an outgoing webhook attempt
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return redact_headers(self.raw_headers)
+
+    @property
+    def body(self) -> str:
+        return body_text(self.raw_body)
+
+    @property
+    def response_headers(self) -> dict[str, str]:
+        return redact_headers(self.raw_response_headers)
+
+    @property
+    def response_body(self) -> str:
+        return body_text(self.raw_response_body)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,11 +109,11 @@ class Journal:
         self._lock = threading.Lock()
 
     def record(self, *, at: datetime, provider: str | None, operation: str | None, method: str,
-               path: str, query: str, headers: Iterable[tuple[str, str]], body: bytes,
+               path: str, query: str, headers: HeaderItems, body: bytes,
                kind: str = "request") -> JournalEntry:
         with self._lock:
             entry = JournalEntry(self._next_id, at, provider, operation, method, path, query,
-                                 redact_headers(headers), body_text(body), kind=kind)
+                                 tuple(headers), _kept_body(body), kind=kind)
             self._next_id += 1
             self._entries.append(entry)
             return entry
@@ -110,6 +142,8 @@ class Journal:
 def finish(entry: JournalEntry, *, status: int, headers: Mapping[str, str], body: bytes,
            duration_ms: float) -> None:
     entry.status = status
-    entry.response_headers = redact_headers(headers.items())
-    entry.response_body = body_text(body)
+    # Starlette's and httpx's headers both keep what went on the wire as `raw` byte pairs
+    raw = getattr(headers, "raw", None)
+    entry.raw_response_headers = tuple(raw if raw is not None else headers.items())
+    entry.raw_response_body = _kept_body(body)
     entry.duration_ms = duration_ms

@@ -5,27 +5,35 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 AccountKey = tuple[str, str, str]  # (provider, merchant id, order id)
 IdempotencyKey = tuple[Hashable, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RefundEntry:
+# The in-memory ledger stores each refund, idempotent answer and key as a plain tuple of
+# strings, numbers, Decimals and datetimes (a refund's details as a tuple of pairs): containers
+# the garbage collector stops tracking once they survive a collection (only exact tuples holding
+# no other container are, so not the NamedTuples handed out, nor a tuple holding a dict). A
+# million stored refunds then add nothing to the objects a full collection walks, which keeps the
+# collector's pauses, and with them the tail latency, flat as the ledger grows.
+_NO_DETAILS: Mapping[str, Any] = {}
+
+
+class RefundEntry(NamedTuple):
     refund_id: str
     amount: Decimal
     at: datetime
-    details: Mapping[str, Any] = field(default_factory=dict)
+    # strings only (request references, status): kept untracked by the garbage collector
+    details: Mapping[str, Any] = _NO_DETAILS
     # an asynchronous refund that finally failed gives its money back
     reversed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class StoredAnswer:
+class StoredAnswer(NamedTuple):
     """A response kept for idempotent replay, byte for byte."""
 
     status: int
@@ -108,12 +116,26 @@ class Ledger(ABC):
     def stats(self) -> Mapping[str, int]: ...
 
 
+# RefundEntry and StoredAnswer as plain tuples (see above)
+_Stored = tuple[Any, ...]
+
+
+def _store(entry: RefundEntry) -> _Stored:
+    return (entry.refund_id, entry.amount, entry.at, tuple(entry.details.items()),
+            entry.reversed)
+
+
+def _load(stored: _Stored) -> RefundEntry:
+    refund_id, amount, at, details, reversed_ = stored
+    return RefundEntry(refund_id, amount, at, dict(details), reversed_)
+
+
 @dataclass(slots=True)
 class _Account:
     currency: str
     captured: Decimal
     refunded: Decimal
-    refunds: list[RefundEntry]
+    refunds: list[_Stored]
 
 
 class InMemoryLedger(Ledger):
@@ -122,7 +144,7 @@ class InMemoryLedger(Ledger):
         # (where it is never contended) and still atomic per account when tests use threads.
         self._lock = threading.Lock()
         self._accounts: dict[AccountKey, _Account] = {}
-        self._answers: dict[IdempotencyKey, StoredAnswer | InFlight] = {}
+        self._answers: dict[IdempotencyKey, _Stored | InFlight] = {}
 
     def open(self, key: AccountKey, currency: str, captured: Decimal,
              refunds: Iterable[RefundEntry] = ()) -> None:
@@ -131,7 +153,8 @@ class InMemoryLedger(Ledger):
         if refunded > captured:
             raise RefundExceeded(captured - refunded)
         with self._lock:
-            self._accounts[key] = _Account(currency, captured, refunded, entries)
+            self._accounts[key] = _Account(currency, captured, refunded,
+                                           [_store(e) for e in entries])
 
     def view(self, key: AccountKey) -> AccountView | None:
         with self._lock:
@@ -139,18 +162,21 @@ class InMemoryLedger(Ledger):
             if account is None:
                 return None
             return AccountView(account.currency, account.captured, account.refunded,
-                               tuple(account.refunds))
+                               tuple(map(_load, account.refunds)))
 
     def claim(self, key: IdempotencyKey, now: datetime) -> StoredAnswer | InFlight | None:
         with self._lock:
             held = self._answers.get(key)
-            if isinstance(held, StoredAnswer) and held.expires_at is not None \
-                    and held.expires_at <= now:
-                held = None
-            if held is not None:
+            if held is None:
+                self._answers[key] = IN_FLIGHT
+                return None
+            if isinstance(held, InFlight):
                 return held
-            self._answers[key] = IN_FLIGHT
-            return None
+            answer = StoredAnswer._make(held)
+            if answer.expires_at is not None and answer.expires_at <= now:
+                self._answers[key] = IN_FLIGHT
+                return None
+            return answer
 
     def release(self, key: IdempotencyKey) -> None:
         with self._lock:
@@ -167,23 +193,24 @@ class InMemoryLedger(Ledger):
             if amount > remaining:
                 raise RefundExceeded(remaining)
             entry, answer = build(remaining - amount)
-            account.refunds.append(entry)
+            account.refunds.append(_store(entry))
             account.refunded += amount
             if idempotency_key is not None and answer is not None:
-                self._answers[idempotency_key] = answer
+                self._answers[idempotency_key] = tuple(answer)
             return entry
 
     def settle(self, key: AccountKey, refund_id: str, details: Mapping[str, Any],
                reverse: bool = False) -> RefundEntry:
         with self._lock:
             account = self._accounts[key]
-            for index, entry in enumerate(account.refunds):
-                if entry.refund_id == refund_id:
-                    updated = replace(entry, details={**entry.details, **details},
-                                      reversed=entry.reversed or reverse)
+            for index, stored in enumerate(account.refunds):
+                if stored[0] == refund_id:
+                    entry = _load(stored)
+                    updated = entry._replace(details={**entry.details, **details},
+                                             reversed=entry.reversed or reverse)
                     if reverse and not entry.reversed:
                         account.refunded -= entry.amount
-                    account.refunds[index] = updated
+                    account.refunds[index] = _store(updated)
                     return updated
             raise UnknownAccount(refund_id)
 

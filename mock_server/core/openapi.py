@@ -184,6 +184,16 @@ class Spec:
             self._paths.append(entry)
         # static segments win over parameters, like stripe-mock's router
         self._paths.sort(key=lambda e: -e.static_segments)
+        # The candidates for a path, by its first segment: the templates that begin with that
+        # literal, plus those that begin with a parameter, in the order above. Every request is
+        # routed, so it tries a handful of patterns instead of every path of every spec.
+        wild = [e for e in self._paths if _first_segment(e.template).startswith("{")]
+        self._wild: tuple[_PathEntry, ...] = tuple(wild)
+        self._by_first: dict[str, tuple[_PathEntry, ...]] = {}
+        for first in {_first_segment(e.template) for e in self._paths} - {""}:
+            if not first.startswith("{"):
+                self._by_first[first] = tuple(
+                    e for e in self._paths if e in wild or _first_segment(e.template) == first)
 
     @classmethod
     def load(cls, provider: str, path: Path) -> Spec:
@@ -194,11 +204,15 @@ class Spec:
         return cls(provider, document)
 
     def match(self, path: str) -> RouteMatch | None:
-        for entry in self._paths:
+        for entry in self._by_first.get(_first_segment(path), self._wild):
             found = entry.regex.match(path)
             if found:
                 return RouteMatch(entry, found.groupdict())
         return None
+
+
+def _first_segment(path: str) -> str:
+    return path.split("/", 2)[1] if path.startswith("/") else ""
 
 
 def _compile(template: str) -> re.Pattern[str]:

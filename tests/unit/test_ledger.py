@@ -60,7 +60,7 @@ def test_claim_then_store_then_replay() -> None:
     assert ledger.claim(idem, NOW) is IN_FLIGHT
     answer = StoredAnswer(201, (), b"{}", "fp", NOW + timedelta(days=7))
     ledger.refund(KEY, Decimal("1"), _builder("1", answer), idem)
-    assert ledger.claim(idem, NOW) is answer
+    assert ledger.claim(idem, NOW) == answer
 
 
 def test_stored_answer_expires() -> None:
