@@ -176,7 +176,7 @@ def configure_logging(fmt: str = "text", level: str = "info", *,
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     mask = SecretMask(secrets)
     handler.setFormatter(JsonFormatter(mask) if fmt == "json" else TextFormatter(mask))
