@@ -20,6 +20,7 @@ from mock_server.core.journal import finish
 from mock_server.core.openapi import Spec
 from mock_server.core.scenarios import Scenario, load_scenario_paths
 from mock_server.core.world import DEFAULT_SESSION, SESSION_NAME, ProviderModel, World
+from mock_server.logs import log_access
 from mock_server.resources import default_scenario_path, spec_path
 from mock_server.settings import Settings
 
@@ -175,7 +176,7 @@ class SandboxApp:
                 at=session.clock.now(), provider=provider.name,
                 operation=ctx.operation.operation_id if ctx.operation else None, method=method,
                 path=path, query=query_string.decode("latin-1"),
-                headers=headers.items(), body=ctx.body)
+                headers=scope["headers"], body=ctx.body)
         # fault rules: the session's first live matching rule, for provider requests only
         rule = faults.fire(ctx, provider.name) if journaled and not bad_session else None
         response = (await faults.before_handler(ctx, provider, rule, handled=problem is None)
@@ -205,15 +206,11 @@ class SandboxApp:
             finish(ctx.entry, status=response.status_code, headers=response.headers,
                    body=bytes(response.body), duration_ms=duration_ms)
         if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                "%s %s %s %s %d %.1fms", session.name, provider.name,
-                ctx.operation.operation_id if ctx.operation else "-", method,
-                response.status_code, duration_ms,
-                extra={"session": session.name, "provider": provider.name,
-                       "operation": ctx.operation.operation_id if ctx.operation else None,
-                       "method": method, "path": path, "status": response.status_code,
-                       "duration_ms": round(duration_ms, 3),
-                       "fault": ctx.entry.fault if ctx.entry else None})
+            operation = ctx.operation.operation_id if ctx.operation else None
+            log_access({"session": session.name, "provider": provider.name,
+                        "operation": operation, "method": method, "path": path,
+                        "status": response.status_code, "duration_ms": round(duration_ms, 3),
+                        "fault": ctx.entry.fault if ctx.entry else None})
         if lost is not None:
             raise lost
 

@@ -6,7 +6,8 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -62,14 +63,17 @@ _stamped_second: tuple[int, str] = (-1, "")
 
 
 def _utc(record: logging.LogRecord) -> str:
-    """The record's time as ISO 8601 UTC with milliseconds, as datetime.fromtimestamp rounds
-    it (to the microsecond, half to even), formatting the date part once per second."""
+    return _stamp(record.created)
+
+
+def _stamp(created: float) -> str:
+    """A time.time() as ISO 8601 UTC with milliseconds, rounded to the microsecond first as
+    datetime.fromtimestamp does, the date part formatted once per second."""
     global _stamped_second
-    second, fraction = divmod(record.created, 1)
-    micros = round(fraction * 1_000_000)
-    if micros == 1_000_000:
-        second, micros = second + 1, 0
-    whole = int(second)
+    whole = int(created)
+    micros = round((created - whole) * 1_000_000)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
     cached, prefix = _stamped_second
     if whole != cached:
         prefix = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
@@ -92,9 +96,12 @@ def _text_value(value: object) -> str:
 
 
 def access_text(record: logging.LogRecord) -> str:
+    return access_fields_text(record.__dict__)
+
+
+def access_fields_text(fields: Mapping[str, Any]) -> str:
     """`POST /v2/payments/1/refund 201 3.2ms session=t1 provider=afterpay operation=createRefund`
     plus `fault=...` when a fault rule shaped the answer."""
-    fields = record.__dict__
     duration = fields.get("duration_ms")
     parts = [_text_value(fields.get("method", "-")), _text_value(fields.get("path", "-")),
              str(fields.get("status", "-")),
@@ -119,9 +126,12 @@ class TextFormatter(logging.Formatter):
         super().__init__()
         self.mask = mask or SecretMask()
 
+    def format_access(self, created: float, level: str, fields: Mapping[str, Any]) -> str:
+        return self.mask(f"{_stamp(created)} {level} access {access_fields_text(fields)}")
+
     def format(self, record: logging.LogRecord) -> str:
         if _is_access(record):
-            line = f"{_utc(record)} {record.levelname} access {access_text(record)}"
+            return self.format_access(record.created, record.levelname, record.__dict__)
         else:
             # uvicorn says everything that is not an access line on "uvicorn.error"
             name = "uvicorn" if record.name == "uvicorn.error" else record.name
@@ -140,19 +150,31 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self.mask = mask or SecretMask()
 
+    def format_access(self, created: float, level: str, fields: Mapping[str, Any]) -> str:
+        payload: dict[str, Any] = {
+            "time": _stamp(created),
+            "level": level.lower(),
+            "logger": ACCESS_LOGGER,
+            "message": access_fields_text(fields),
+        }
+        for name in ACCESS_FIELDS:
+            payload[name] = fields.get(name)
+        return self._dumps(payload)
+
     def format(self, record: logging.LogRecord) -> str:
-        access = _is_access(record)
+        if _is_access(record) and not record.exc_info:
+            return self.format_access(record.created, record.levelname, record.__dict__)
         payload: dict[str, Any] = {
             "time": _utc(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": access_text(record) if access else record.getMessage(),
+            "message": record.getMessage(),
         }
-        if access:
-            for name in ACCESS_FIELDS:
-                payload[name] = record.__dict__.get(name)
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
+        return self._dumps(payload)
+
+    def _dumps(self, payload: dict[str, Any]) -> str:
         masked = {key: self._masked(value) for key, value in payload.items()}
         # json.dumps escapes every newline: one record is always exactly one line
         return json.dumps(masked, ensure_ascii=False, default=str, separators=(",", ":"))
@@ -183,3 +205,37 @@ def configure_logging(fmt: str = "text", level: str = "info", *,
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    global _server_handler
+    _server_handler = handler
+
+
+# The handler configure_logging installed: while it is the only way out for an access line, the
+# line is formatted and written by log_access directly.
+_server_handler: logging.StreamHandler[TextIO] | None = None
+_access_logger = logging.getLogger(ACCESS_LOGGER)
+_root_logger = logging.getLogger()
+
+
+def log_access(fields: dict[str, Any]) -> None:
+    """One access line (fields: ACCESS_FIELDS). The same line as `access_logger.info(...,
+    extra=fields)` would give, by the same formatter, and the same way out: a LogRecord is only
+    made when something else listens too (a pytest caplog, a handler or filter added later),
+    because making one costs about as much as everything else the line takes together."""
+    if not _access_logger.isEnabledFor(logging.INFO):
+        return
+    handler = _server_handler
+    if (handler is None or _root_logger.handlers != [handler] or _access_logger.handlers
+            or _access_logger.filters or _root_logger.filters or handler.filters
+            or not _access_logger.propagate or logging.INFO < handler.level
+            or not isinstance(handler.formatter, TextFormatter | JsonFormatter)):
+        _access_logger.info("%s %s %s %s %d %.1fms", fields["session"], fields["provider"],
+                            fields["operation"] or "-", fields["method"], fields["status"],
+                            fields["duration_ms"], extra=fields)
+        return
+    line = handler.formatter.format_access(time.time(), "INFO", fields)
+    with handler.lock:  # type: ignore[union-attr]
+        try:
+            handler.stream.write(line + handler.terminator)
+            handler.flush()
+        except Exception:  # noqa: BLE001 - as Handler.handleError: the line is lost, not the request
+            handler.handleError(logging.makeLogRecord({"msg": line}))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -86,15 +85,13 @@ class Replay:
     body_differs: bool
 
 
-def fingerprint(order_id: str, request: RefundRequest) -> str:
+def fingerprint(order_id: str, request: RefundRequest) -> tuple[str | None, ...]:
     """What makes two idempotent refund requests "the same request": the payment they act on
     and the request as Afterpay reads it (so `"10.0"` and `"10.00"`, key order, whitespace and
-    unknown fields do not count as a difference). A tuple's repr keeps None apart from "None"
-    and is much cheaper than canonical JSON on the hot path."""
-    canonical = repr((order_id, format(request.amount, "f"), request.currency,
-                      request.request_id, request.merchant_reference,
-                      request.refund_merchant_reference))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    unknown fields do not count as a difference). The tuple itself is kept: it shares its
+    strings with the stored refund, so it is smaller than a digest and free to compute."""
+    return (order_id, format(request.amount, "f"), request.currency, request.request_id,
+            request.merchant_reference, request.refund_merchant_reference)
 
 
 class AfterpayModel:

@@ -118,6 +118,8 @@ def _scalar_text(value: object) -> str | None:
 
 def _utf16_length(text: str) -> int:
     # Decision: Bean Validation's @Size counts Java chars (UTF-16 units): an emoji counts 2.
+    if text.isascii():
+        return len(text)
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 

@@ -17,8 +17,8 @@ def iso_millis(moment: datetime) -> str:
     """UTC ISO 8601 with milliseconds and Z, as both providers write timestamps."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
-            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z")
+    # "2026-11-01T09:00:00.123+00:00" -> "2026-11-01T09:00:00.123Z"
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_instant(text: str) -> datetime:

@@ -19,26 +19,23 @@ if TYPE_CHECKING:
 
 
 class RequestHeaders(Headers):
-    """Starlette's read-only Headers, decoded once: a lookup is a dict access (the first value
-    of a repeated name, as Headers.get gives) instead of a scan that decodes every header. ASGI
+    """Starlette's read-only Headers with a lookup that is a dict access (the first value of a
+    repeated name, as Headers.get gives) instead of a scan that decodes every header. ASGI
     servers hand header names lower-cased."""
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         super().__init__(raw=raw)
-        self._decoded = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
-        self._first = dict(reversed(self._decoded))
+        self._first = dict(reversed(raw))
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self._first.get(key.lower(), default)
+        value = self._first.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
 
     def __getitem__(self, key: str) -> str:
-        return self._first[key.lower()]
+        return self._first[key.lower().encode("latin-1")].decode("latin-1")
 
     def __contains__(self, key: Any) -> bool:
-        return isinstance(key, str) and key.lower() in self._first
-
-    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
-        return list(self._decoded)
+        return isinstance(key, str) and key.lower().encode("latin-1") in self._first
 
 
 @dataclass(slots=True)

@@ -39,7 +39,9 @@ class StoredAnswer(NamedTuple):
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
-    fingerprint: str
+    # what a replay is compared with (a tuple of strings, or a string): tells a repeat of the
+    # original request from a different request under the same key
+    fingerprint: Hashable
     expires_at: datetime | None
 
 

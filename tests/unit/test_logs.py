@@ -19,6 +19,7 @@ from mock_server.logs import (
     SecretMask,
     TextFormatter,
     configure_logging,
+    log_access,
 )
 from mock_server.settings import Settings
 
@@ -108,6 +109,16 @@ def test_secret_patterns_are_masked(text: str, masked: str) -> None:
     assert SecretMask()(text) == masked
 
 
+@pytest.mark.parametrize("text", [
+    "POST /v2/payments/1/refund 201", "GET /orders/ORD-1/\u212a 200 caf\u00e9",
+    "Authorization: basic MTAwMTAxMzgy", "to\u212aen=abc123", "\u017fecret=abc123",
+    "x EYJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "apikey=12345", "PASSWD=hunter2",
+])
+def test_the_quick_look_for_secrets_masks_what_the_pattern_alone_masks(text: str) -> None:
+    from mock_server.logs import _SECRETS, _mask_match
+    assert SecretMask()(text) == _SECRETS.sub(_mask_match, text)
+
+
 def test_configured_secrets_are_masked_wherever_they_appear() -> None:
     mask = SecretMask(["admin-token-123", None, "k"])
     assert mask("x admin-token-123y") == f"x {MASK}y"
@@ -178,3 +189,64 @@ def test_a_run_with_credentials_never_logs_them(fmt: str, log_output: io.StringI
     if fmt == "json":
         for line in output.splitlines():
             json.loads(line)
+
+
+# -- the access line written directly, and through logging when something else listens -----------
+
+FIELDS = {"session": "t1", "provider": "afterpay", "operation": "createRefund", "method": "POST",
+          "path": "/v2/payments/100101785223/refund", "status": 201, "duration_ms": 3.214,
+          "fault": None}
+
+
+@pytest.fixture
+def restore_root() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_direct_access_line_is_the_formatters_line(
+        fmt: str, restore_root: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    configure_logging(fmt, "info", secrets=(ADMIN_TOKEN,), stream=stream)
+    monkeypatch.setattr("mock_server.logs.time.time", lambda: CREATED)
+    log_access(dict(FIELDS, path=f"/v2/payments/{ADMIN_TOKEN}/refund"))
+    formatter = (JsonFormatter if fmt == "json" else TextFormatter)(SecretMask([ADMIN_TOKEN]))
+    expected = formatter.format(access_record(path=f"/v2/payments/{ADMIN_TOKEN}/refund"))
+    assert stream.getvalue() == expected + "\n"
+    assert ADMIN_TOKEN not in stream.getvalue()
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_access_lines_reach_another_listener_too(restore_root: None) -> None:
+    stream = io.StringIO()
+    configure_logging("text", "info", stream=stream)
+    listener = _Collect()
+    logging.getLogger().addHandler(listener)  # as pytest's caplog does
+    log_access(dict(FIELDS))
+    assert [r.getMessage() for r in listener.records] == [
+        "t1 afterpay createRefund POST 201 3.2ms"]
+    assert listener.records[0].__dict__["path"] == FIELDS["path"]
+    assert stream.getvalue().endswith(
+        "INFO access POST /v2/payments/100101785223/refund 201 3.2ms session=t1 "
+        "provider=afterpay operation=createRefund\n")
+
+
+def test_no_access_line_below_the_level(restore_root: None) -> None:
+    stream = io.StringIO()
+    configure_logging("text", "warning", stream=stream)
+    log_access(dict(FIELDS))
+    assert stream.getvalue() == ""
