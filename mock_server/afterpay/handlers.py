@@ -11,7 +11,7 @@ from mock_server.afterpay import errors
 from mock_server.afterpay.jackson import dumps
 from mock_server.afterpay.models import AfterpayModel, AfterpayState, Merchant
 from mock_server.afterpay.requests import JsonNumber, parse_refund_request
-from mock_server.core.http import Context, processing_time
+from mock_server.core.http import Context, answer, processing_time
 from mock_server.core.ledger import IdempotencyKey
 
 JSON = "application/json"
@@ -27,10 +27,17 @@ WARN_REPLAY_BODY_DIFFERS = (
 _JSON_MEDIA = ("application/json", "application/*", "*/*")
 
 
+_CORRELATION_NAME = CORRELATION_HEADER.lower().encode()
+_JSON_BYTES = JSON.encode()
+
+
 def respond(ctx: Context, status: int, body: bytes, media_type: str = JSON,
             headers: dict[str, str] | None = None) -> Response:
     # every real answer carries a correlation id (26 lowercase letters and digits)
-    all_headers = {CORRELATION_HEADER: ctx.session.ids.alnum(26), **(headers or {})}
+    correlation = ctx.session.ids.alnum(26)
+    if headers is None and media_type == JSON:
+        return answer(body, status, _JSON_BYTES, (_CORRELATION_NAME, correlation.encode()))
+    all_headers = {CORRELATION_HEADER: correlation, **(headers or {})}
     return Response(body, status, headers=all_headers, media_type=media_type)
 
 

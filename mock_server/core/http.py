@@ -68,6 +68,26 @@ class Context:
         self.warnings.append(text)
 
 
+class Answer(Response):
+    """A provider's answer from bytes and header pairs that are ready: what Response would send
+    for `Response(body, status, headers, media_type)` (the given headers, then content-length,
+    then content-type), without rendering or rebuilding any of it."""
+
+    def __init__(self, body: bytes, status: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = raw_headers
+
+
+def answer(body: bytes, status: int, content_type: bytes,
+           *first: tuple[bytes, bytes]) -> Answer:
+    """An answer with a body (never 1xx, 204 or 304): `first` headers (lower-case names), then
+    content-length and content-type, as Starlette orders them."""
+    return Answer(body, status, [*first, (b"content-length", str(len(body)).encode()),
+                                 (b"content-type", content_type)])
+
+
 class Problem:
     """Failures found before or around a handler, rendered in the owning provider's shape."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from mock_server.core.http import Context, processing_time
+from mock_server.core.http import Context, answer, processing_time
 from mock_server.core.world import Session
 from mock_server.optty import errors
 from mock_server.optty.bodyparser import parse_request_body
@@ -20,15 +20,18 @@ from mock_server.optty.webhooks import WebhookDispatcher
 JSON = "application/json; charset=utf-8"  # Express's res.json
 
 
+_JSON_BYTES = JSON.encode()
+
+
 def respond(status: int, payload: Any) -> Response:
     # Express's res.json: JSON.stringify output, compact
-    return Response(stringify(payload), status, media_type=JSON)
+    return answer(stringify(payload), status, _JSON_BYTES)
 
 
 def error(ctx: Context, err: errors.OpttyError) -> Response:
     for warning in err.warnings:
         ctx.warn(warning)
-    return Response(errors.render(err), err.status, media_type=JSON)
+    return answer(errors.render(err), err.status, _JSON_BYTES)
 
 
 def read_body(ctx: Context) -> Any:
