@@ -207,6 +207,22 @@ def _after_stop(sig: int, frame: Any) -> None:
     process; the sandbox has shut down cleanly by then and exits 0 instead."""
 
 
+def _batch_access_lines(app: Any) -> None:
+    """While the server's loop runs, access lines are written once per loop iteration."""
+    import asyncio
+
+    from mock_server.logs import batch_access_lines
+
+    async def start() -> None:
+        batch_access_lines(asyncio.get_running_loop())
+
+    async def stop() -> None:
+        batch_access_lines(None)
+
+    app.startup_hooks.append(start)
+    app.shutdown_hooks.append(stop)
+
+
 def serve(settings: Settings, app: Any = None) -> int:
     import uvicorn
 
@@ -224,6 +240,7 @@ def serve(settings: Settings, app: Any = None) -> int:
             _fail_lines(err.problems)
     from mock_server.core import gcpolicy
     gcpolicy.install(app)
+    _batch_access_lines(app)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     log.info("refund-mock-server %s listening on http://%s:%s",

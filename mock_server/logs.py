@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -199,7 +200,7 @@ def configure_logging(fmt: str = "text", level: str = "info", *,
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging._srcfile = None
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = ServerHandler(stream if stream is not None else sys.stderr)
     mask = SecretMask(secrets)
     handler.setFormatter(JsonFormatter(mask) if fmt == "json" else TextFormatter(mask))
     root = logging.getLogger()
@@ -209,9 +210,80 @@ def configure_logging(fmt: str = "text", level: str = "info", *,
     _server_handler = handler
 
 
+class ServerHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The server's one handler: a StreamHandler that also takes finished access lines
+    (log_access). While the serving event loop runs (batch_access_lines), the access lines of one
+    loop iteration are written together, in one write, once the iteration's other callbacks
+    have run: under load that is one system call for many requests instead of one each. Any
+    other line first writes what is waiting, so the order of lines is kept; so do flush() and
+    close(), so nothing waits past the server's end."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.pending: list[str] = []
+        self.batch_loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.pending:
+            self._drain()
+        super().emit(record)
+
+    def write_line(self, line: str) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            loop = self.batch_loop
+            if loop is not None and _running_loop() is loop:
+                self.pending.append(line + self.terminator)
+                if not self._scheduled:
+                    self._scheduled = True
+                    loop.call_soon(self._drain_soon)
+                return
+            self.pending.append(line + self.terminator)
+            self._drain()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self.pending:
+                self._drain()
+            else:
+                super().flush()
+
+    def _drain_soon(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._scheduled = False
+            if self.pending:
+                self._drain()
+
+    def _drain(self) -> None:
+        text = "".join(self.pending)
+        self.pending.clear()
+        try:
+            self.stream.write(text)
+            super().flush()
+        except Exception:  # noqa: BLE001 - as Handler.handleError: lines are lost, not requests
+            self.handleError(logging.makeLogRecord({"msg": text}))
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def batch_access_lines(loop: asyncio.AbstractEventLoop | None) -> None:
+    """Access lines logged on `loop` are written once per loop iteration (None: each at once,
+    and what waits is written now)."""
+    handler = _server_handler
+    if handler is not None:
+        handler.batch_loop = loop
+        if loop is None:
+            handler.flush()
+
+
 # The handler configure_logging installed: while it is the only way out for an access line, the
-# line is formatted and written by log_access directly.
-_server_handler: logging.StreamHandler[TextIO] | None = None
+# line is formatted by log_access and handed to it directly.
+_server_handler: ServerHandler | None = None
 _access_logger = logging.getLogger(ACCESS_LOGGER)
 _root_logger = logging.getLogger()
 
@@ -232,10 +304,4 @@ def log_access(fields: dict[str, Any]) -> None:
                             fields["operation"] or "-", fields["method"], fields["status"],
                             fields["duration_ms"], extra=fields)
         return
-    line = handler.formatter.format_access(time.time(), "INFO", fields)
-    with handler.lock:  # type: ignore[union-attr]
-        try:
-            handler.stream.write(line + handler.terminator)
-            handler.flush()
-        except Exception:  # noqa: BLE001 - as Handler.handleError: the line is lost, not the request
-            handler.handleError(logging.makeLogRecord({"msg": line}))
+    handler.write_line(handler.formatter.format_access(time.time(), "INFO", fields))

@@ -250,3 +250,89 @@ def test_no_access_line_below_the_level(restore_root: None) -> None:
     configure_logging("text", "warning", stream=stream)
     log_access(dict(FIELDS))
     assert stream.getvalue() == ""
+
+
+class _CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_access_lines_of_one_loop_iteration_are_written_together(restore_root: None) -> None:
+    import asyncio
+
+    from mock_server.logs import batch_access_lines
+
+    stream = _CountingStream()
+    configure_logging("text", "info", stream=stream)
+
+    async def serve_three() -> tuple[str, int]:
+        batch_access_lines(asyncio.get_running_loop())
+        for status in (201, 202, 203):
+            log_access(dict(FIELDS, status=status))
+        waiting = stream.getvalue()
+        await asyncio.sleep(0)  # the loop's next iteration
+        await asyncio.sleep(0)
+        return waiting, stream.writes
+
+    try:
+        waiting, writes = asyncio.run(serve_three())
+    finally:
+        batch_access_lines(None)
+    assert waiting == ""
+    assert writes == 1
+    assert [line.split()[5] for line in stream.getvalue().splitlines()] == ["201", "202", "203"]
+
+
+def test_another_line_first_writes_the_waiting_access_lines(restore_root: None) -> None:
+    import asyncio
+
+    from mock_server.logs import batch_access_lines
+
+    stream = io.StringIO()
+    configure_logging("text", "info", stream=stream)
+
+    async def interleave() -> str:
+        batch_access_lines(asyncio.get_running_loop())
+        log_access(dict(FIELDS, status=201))
+        logging.getLogger("mock_server").warning("in between")
+        log_access(dict(FIELDS, status=202))
+        return stream.getvalue()
+
+    try:
+        before_the_iteration_ends = asyncio.run(interleave())
+    finally:
+        batch_access_lines(None)
+    assert " 201 " in before_the_iteration_ends and "in between" in before_the_iteration_ends
+    lines = stream.getvalue().splitlines()
+    assert [(" 201 " in line, "in between" in line, " 202 " in line) for line in lines] == [
+        (True, False, False), (False, True, False), (False, False, True)]
+
+
+def test_access_lines_are_written_at_once_outside_the_serving_loop(restore_root: None) -> None:
+    import asyncio
+
+    from mock_server.logs import batch_access_lines
+
+    stream = io.StringIO()
+    configure_logging("text", "info", stream=stream)
+
+    async def elsewhere() -> str:
+        log_access(dict(FIELDS))
+        return stream.getvalue()
+
+    assert "createRefund" in asyncio.run(elsewhere())  # no loop batches: written at once
+    loop = asyncio.new_event_loop()
+    try:
+        batch_access_lines(loop)  # batching on a loop that is not this one
+        assert "createRefund" in asyncio.run(elsewhere())
+        handler = logging.getLogger().handlers[0]
+        handler.pending.append("left waiting\n")  # type: ignore[attr-defined]
+    finally:
+        batch_access_lines(None)  # stopping writes what still waits
+        loop.close()
+    assert stream.getvalue().endswith("left waiting\n")
