@@ -202,7 +202,7 @@ class SandboxApp:
             await response(scope, receive, send)
         duration_ms = (time.perf_counter() - started) * 1000
         if ctx.entry is not None:
-            ctx.entry.warnings = list(ctx.warnings)
+            ctx.entry.warnings = tuple(ctx.warnings)
             finish(ctx.entry, status=response.status_code, headers=response.headers,
                    body=bytes(response.body), duration_ms=duration_ms)
         if access_log.isEnabledFor(logging.INFO):

@@ -247,7 +247,10 @@ def serve(settings: Settings, app: Any = None) -> int:
              __version__, f"[{host}]" if ":" in host else host, port)
     grace = settings.shutdown_timeout.total_seconds()
     # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for
+    # proxy_headers off: nothing in the sandbox reads the client address or scheme, and uvicorn
+    # would otherwise copy every request's headers into a dict to look for X-Forwarded-*
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+                            proxy_headers=False,
                             log_level=settings.log_level,
                             timeout_graceful_shutdown=grace)  # type: ignore[arg-type]
     server = _server_class()(config, app, grace)

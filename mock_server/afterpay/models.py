@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -226,18 +227,10 @@ class AfterpayModel:
 
     def authenticate(self, state: AfterpayState, authorization: str | None) -> Merchant:
         """Basic merchantId:secretKey; every failure is the same 401 (no hint which part)."""
-        if not authorization:
+        credentials = _basic_credentials(authorization) if authorization else None
+        if credentials is None:
             raise errors.Unauthorized()
-        scheme, _, encoded = authorization.partition(" ")
-        if scheme.lower() != "basic" or not encoded.strip():
-            raise errors.Unauthorized()
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise errors.Unauthorized() from None
-        merchant_id, colon, secret = decoded.partition(":")
-        if not colon:
-            raise errors.Unauthorized()
+        merchant_id, secret = credentials
         merchant = state.merchants.get(merchant_id)
         # compare even for an unknown merchant, so timing does not tell which ids exist
         expected = merchant.secret_key if merchant else "\0" * max(len(secret), 1)
@@ -335,6 +328,21 @@ class AfterpayModel:
         view = session.ledger.view(payment.account)
         assert view is not None
         return view
+
+
+@functools.lru_cache(maxsize=1024)
+def _basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """(merchantId, secretKey) of a Basic header, or None; a client sends the same header on
+    every call, so it is decoded once."""
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    merchant_id, colon, secret = decoded.partition(":")
+    return (merchant_id, secret) if colon else None
 
 
 def _seed_captured(p: dict[str, Any], amount: Decimal) -> Decimal:

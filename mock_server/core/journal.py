@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -61,7 +61,7 @@ class JournalEntry:
     raw_response_headers: tuple[tuple[str | bytes, str | bytes], ...] = ()
     raw_response_body: bytes = b""
     duration_ms: float = 0.0
-    warnings: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
     fault: dict[str, Any] | None = None
     kind: str = "request"  # "request", or "callback" for an outgoing webhook attempt
 
@@ -97,7 +97,7 @@ class JournalEntry:
             "responseHeaders": self.response_headers,
             "responseBody": self.response_body,
             "durationMs": round(self.duration_ms, 3),
-            "warnings": self.warnings,
+            "warnings": list(self.warnings),
             "fault": self.fault,
         }
 

@@ -123,13 +123,15 @@ _Stored = tuple[Any, ...]
 
 
 def _store(entry: RefundEntry) -> _Stored:
-    return (entry.refund_id, entry.amount, entry.at, tuple(entry.details.items()),
-            entry.reversed)
+    # the details flattened to (name, value, name, value, ...): one tuple, not one per pair
+    flat = tuple(part for pair in entry.details.items() for part in pair)
+    return (entry.refund_id, entry.amount, entry.at, flat, entry.reversed)
 
 
 def _load(stored: _Stored) -> RefundEntry:
-    refund_id, amount, at, details, reversed_ = stored
-    return RefundEntry(refund_id, amount, at, dict(details), reversed_)
+    refund_id, amount, at, flat, reversed_ = stored
+    return RefundEntry(refund_id, amount, at, dict(zip(flat[::2], flat[1::2], strict=True)),
+                       reversed_)
 
 
 @dataclass(slots=True)

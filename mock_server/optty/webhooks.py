@@ -161,7 +161,7 @@ class CallbackQueue:
             if refund.url is None:
                 # the refund is final all the same; the journal says nobody was told
                 entry = _journal_callback(session, "", _headers(session, 0), body)
-                entry.warnings = [NOTE_NO_WEBHOOK.format(merchant=refund.merchant_id)]
+                entry.warnings = (NOTE_NO_WEBHOOK.format(merchant=refund.merchant_id),)
                 continue
             with self._lock:
                 self._outbox.append(Delivery(refund, body, next_at=now))
@@ -430,7 +430,7 @@ class WebhookDispatcher:
         except asyncio.CancelledError:
             queue.attempted(delivery, ok=False, now=session.clock.now(), status=None,
                             error="cancelled")
-            entry.warnings = [NOTE_CANCELLED.format(attempt=attempt, max=MAX_ATTEMPTS)]
+            entry.warnings = (NOTE_CANCELLED.format(attempt=attempt, max=MAX_ATTEMPTS),)
             finish(entry, status=0, headers={}, body=b"",
                    duration_ms=(time.perf_counter() - started) * 1000)
             raise
@@ -445,11 +445,11 @@ class WebhookDispatcher:
                     if next_at is None else
                     NOTE_FAILED.format(attempt=attempt, max=MAX_ATTEMPTS, why=why,
                                        at=iso_millis(next_at)))
-            entry.warnings = [note]
+            entry.warnings = (note,)
             log.info("%s (session %s, refund %s)", note, session.name,
                      delivery.refund.refund_reference)
         elif attempt > 1:
-            entry.warnings = [NOTE_DELIVERED_LATE.format(attempt=attempt, max=MAX_ATTEMPTS)]
+            entry.warnings = (NOTE_DELIVERED_LATE.format(attempt=attempt, max=MAX_ATTEMPTS),)
         finish(entry, status=status, headers=response_headers,
                body=response_body[:MAX_RESPONSE_BYTES],
                duration_ms=(time.perf_counter() - started) * 1000)

@@ -95,7 +95,7 @@ def test_without_a_url_it_is_journaled_as_not_delivered(session: Session) -> Non
     assert queue.idle()
     _, [entry] = session.journal.query()
     assert entry.kind == "callback"
-    assert entry.warnings == ["REFUND_CALLBACK not delivered: merchant m-1 has no webhookUrl"]
+    assert entry.warnings == ("REFUND_CALLBACK not delivered: merchant m-1 has no webhookUrl",)
     assert '"event":"REFUND_CALLBACK"' in entry.body
 
 
