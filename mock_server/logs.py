@@ -37,7 +37,9 @@ def _may_hold_secret(text: str) -> bool:
     if not text.isascii():
         return True  # case-insensitive matching beyond ASCII: let the pattern decide
     lower = text.lower()
-    return any(hint in lower for hint in _SECRET_HINTS)
+    # spelled out rather than any(...) over _SECRET_HINTS: this runs for every line
+    return ("eyj" in lower or "basic" in lower or "bearer" in lower or "digest" in lower
+            or "secret" in lower or "passw" in lower or "token" in lower or "key" in lower)
 
 
 def _mask_match(match: re.Match[str]) -> str:
@@ -104,16 +106,16 @@ def access_fields_text(fields: Mapping[str, Any]) -> str:
     """`POST /v2/payments/1/refund 201 3.2ms session=t1 provider=afterpay operation=createRefund`
     plus `fault=...` when a fault rule shaped the answer."""
     duration = fields.get("duration_ms")
-    parts = [_text_value(fields.get("method", "-")), _text_value(fields.get("path", "-")),
-             str(fields.get("status", "-")),
-             f"{duration:.1f}ms" if isinstance(duration, int | float) else "-"]
-    for name in ("session", "provider", "operation"):
-        value = fields.get(name)
-        parts.append(f"{name}={_text_value(value) if value is not None else '-'}")
+    session, provider, operation = (fields.get("session"), fields.get("provider"),
+                                    fields.get("operation"))
+    text = (f"{_text_value(fields.get('method', '-'))} {_text_value(fields.get('path', '-'))} "
+            f"{fields.get('status', '-')} "
+            f"{f'{duration:.1f}ms' if isinstance(duration, int | float) else '-'} "
+            f"session={'-' if session is None else _text_value(session)} "
+            f"provider={'-' if provider is None else _text_value(provider)} "
+            f"operation={'-' if operation is None else _text_value(operation)}")
     fault = fields.get("fault")
-    if fault:
-        parts.append(f"fault={_text_value(fault)}")
-    return " ".join(parts)
+    return f"{text} fault={_text_value(fault)}" if fault else text
 
 
 def _is_access(record: logging.LogRecord) -> bool:

@@ -137,14 +137,23 @@ def _write_object(value: Mapping[object, object], nesting: int, out: list[str]) 
     inner = nesting + 1
     entry_start = _newline(inner)
     separator = "{"
+    # the hot loop of every answer: the common cases without a call (a key seen before, a
+    # string that needs no escape)
+    quoted_keys = _QUOTED_KEYS
+    needs_escape = _NEEDS_ESCAPE.search
     for key, item in value.items():
-        if not isinstance(key, str):
-            raise TypeError(KEY_NOT_STRING.format(type_name=type(key).__name__))
-        head = separator + entry_start + _quote_key(key) + _KEY_VALUE_SEPARATOR
+        quoted = quoted_keys.get(key)  # type: ignore[call-overload]
+        if quoted is None:
+            if not isinstance(key, str):
+                raise TypeError(KEY_NOT_STRING.format(type_name=type(key).__name__))
+            quoted = _quote_key(key)
         if type(item) is str:
-            out.append(head + _quote(item))
+            if needs_escape(item) is None:
+                out.append(f'{separator}{entry_start}{quoted}{_KEY_VALUE_SEPARATOR}"{item}"')
+            else:
+                out.append(f"{separator}{entry_start}{quoted}{_KEY_VALUE_SEPARATOR}{_quote(item)}")
         else:
-            out.append(head)
+            out.append(f"{separator}{entry_start}{quoted}{_KEY_VALUE_SEPARATOR}")
             _write(item, inner, out)
         separator = ","
     out.append(_newline(nesting) + "}")

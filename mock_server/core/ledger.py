@@ -8,6 +8,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from itertools import chain
 from typing import Any, NamedTuple
 
 AccountKey = tuple[str, str, str]  # (provider, merchant id, order id)
@@ -124,7 +125,7 @@ _Stored = tuple[Any, ...]
 
 def _store(entry: RefundEntry) -> _Stored:
     # the details flattened to (name, value, name, value, ...): one tuple, not one per pair
-    flat = tuple(part for pair in entry.details.items() for part in pair)
+    flat = tuple(chain.from_iterable(entry.details.items()))
     return (entry.refund_id, entry.amount, entry.at, flat, entry.reversed)
 
 

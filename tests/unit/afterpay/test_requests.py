@@ -443,3 +443,17 @@ def test_string_and_number_forms_parse_alike(value: Decimal) -> None:
     echoed = from_text.echo()["amount"]["amount"]
     assert echoed == format(value.quantize(Decimal("0.01")), "f")
     assert len(echoed.split(".")[1]) == 2
+
+
+@pytest.mark.parametrize("request_id", [None, "r-1"])
+@pytest.mark.parametrize("merchant_reference", [None, "m-1"])
+@pytest.mark.parametrize("refund_merchant_reference", [None, "rm-1"])
+def test_the_refund_body_is_the_echo_plus_ids_in_sorted_order(
+        request_id: str | None, merchant_reference: str | None,
+        refund_merchant_reference: str | None) -> None:
+    request = refund_requests.RefundRequest(Decimal("10.00"), "AUD", request_id, merchant_reference,
+                            refund_merchant_reference)
+    body = request.refund_body("1934419", "2026-11-01T09:00:00.123Z")
+    assert body == request.echo() | {"refundId": "1934419",
+                                     "refundedAt": "2026-11-01T09:00:00.123Z"}
+    assert list(body) == sorted(body)
