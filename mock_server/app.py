@@ -203,7 +203,7 @@ class SandboxApp:
         duration_ms = (time.perf_counter() - started) * 1000
         if ctx.entry is not None:
             ctx.entry.warnings = tuple(ctx.warnings)
-            finish(ctx.entry, status=response.status_code, headers=response.headers,
+            finish(ctx.entry, status=response.status_code, headers=response.raw_headers,
                    body=bytes(response.body), duration_ms=duration_ms)
         if access_log.isEnabledFor(logging.INFO):
             operation = ctx.operation.operation_id if ctx.operation else None

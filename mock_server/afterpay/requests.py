@@ -109,7 +109,7 @@ class RefundRequest:
 
 def _scalar_text(value: object) -> str | None:
     """A string field's value as Afterpay's Jackson mapping would see it."""
-    if value is None or isinstance(value, str):
+    if value is None or type(value) is str or isinstance(value, str):
         return value  # recorded: JSON null for an optional field is the same as absent
     # Decision, after Jackson's default scalar coercion for String properties: a JSON number or
     # boolean becomes its text and is then validated as a string (a number reference is
@@ -177,11 +177,11 @@ def parse_refund_request(body: Any, merchant_currencies: Collection[str]) -> Ref
     """
     # Decision: a body that is not a JSON object (array, string, number, null) cannot be mapped
     # to the request object: 400 invalid_json, like malformed JSON.
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):
         raise InvalidJson()
     money = body.get("amount")
     # Decision: a non-object Money (e.g. "amount": "10.00") is a mapping failure too.
-    if money is not None and not isinstance(money, Mapping):
+    if money is not None and type(money) is not dict and not isinstance(money, Mapping):
         raise InvalidJson()
     # Decision: a missing or null Money object is answered by the Money table's first row: the
     # docs' "amount is omitted or null" does not say which "amount" it means.

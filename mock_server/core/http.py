@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,14 +29,20 @@ class RequestHeaders(Headers):
         self._first = dict(reversed(raw))
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._first.get(key.lower().encode("latin-1"))
+        value = self._first.get(_name(key))
         return default if value is None else value.decode("latin-1")
 
     def __getitem__(self, key: str) -> str:
-        return self._first[key.lower().encode("latin-1")].decode("latin-1")
+        return self._first[_name(key)].decode("latin-1")
 
     def __contains__(self, key: Any) -> bool:
-        return isinstance(key, str) and key.lower().encode("latin-1") in self._first
+        return isinstance(key, str) and _name(key) in self._first
+
+
+@functools.lru_cache(maxsize=256)
+def _name(key: str) -> bytes:
+    """A header name as ASGI has it (lower case, bytes); handlers ask for the same few names."""
+    return key.lower().encode("latin-1")
 
 
 @dataclass(slots=True)

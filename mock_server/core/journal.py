@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -139,11 +139,11 @@ class Journal:
         return len(self._entries)
 
 
-def finish(entry: JournalEntry, *, status: int, headers: Mapping[str, str], body: bytes,
+def finish(entry: JournalEntry, *, status: int, headers: HeaderItems, body: bytes,
            duration_ms: float) -> None:
+    """The answer as it went out: headers as (name, value) pairs of text or bytes (a Response's
+    raw_headers, an httpx response's headers.raw)."""
     entry.status = status
-    # Starlette's and httpx's headers both keep what went on the wire as `raw` byte pairs
-    raw = getattr(headers, "raw", None)
-    entry.raw_response_headers = tuple(raw if raw is not None else headers.items())
+    entry.raw_response_headers = tuple(headers)
     entry.raw_response_body = _kept_body(body)
     entry.duration_ms = duration_ms

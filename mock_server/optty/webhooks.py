@@ -8,7 +8,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -415,14 +415,14 @@ class WebhookDispatcher:
         entry = _journal_callback(session, url, headers, delivery.body)
         started = time.perf_counter()
         status = 0
-        response_headers: Mapping[str, str] = {}
+        response_headers: list[tuple[bytes, bytes]] = []
         response_body = b""
         error: str | None = None
         try:
             async with self._http().stream("POST", url, content=delivery.body,
                                            headers=headers) as response:
                 status = response.status_code
-                response_headers = response.headers
+                response_headers = response.headers.raw
                 async for chunk in response.aiter_raw():
                     response_body += chunk
                     if len(response_body) >= MAX_RESPONSE_BYTES:

@@ -11,7 +11,7 @@ def _record(journal: Journal, provider: str = "afterpay", path: str = "/x") -> N
     entry = journal.record(at=NOW, provider=provider, operation="op", method="POST", path=path,
                            query="", headers=[("Authorization", "Basic abc"), ("A", "b")],
                            body=b"{}")
-    finish(entry, status=201, headers={"Set-Cookie": "s=1"}, body=b"ok", duration_ms=1.0)
+    finish(entry, status=201, headers=[(b"set-cookie", b"s=1")], body=b"ok", duration_ms=1.0)
 
 
 def test_bounded_keeps_the_newest() -> None:
@@ -47,3 +47,18 @@ def test_clear_counts() -> None:
     _record(journal)
     assert journal.clear() == 1
     assert len(journal) == 0
+
+
+def test_a_large_body_is_kept_only_up_to_the_limit() -> None:
+    from mock_server.core.journal import MAX_BODY_CHARS
+
+    journal = Journal()
+    entry = journal.record(at=NOW, provider="afterpay", operation="op", method="POST",
+                           path="/x", query="", headers=[], body=b"a" * (MAX_BODY_CHARS * 4))
+    finish(entry, status=201, headers=[], body=b"b" * (MAX_BODY_CHARS + 1), duration_ms=1.0)
+    assert len(entry.raw_body) <= MAX_BODY_CHARS + 1
+    assert entry.body == "a" * MAX_BODY_CHARS + "…[truncated]"
+    assert entry.response_body == "b" * MAX_BODY_CHARS + "…[truncated]"
+    small = journal.record(at=NOW, provider="afterpay", operation="op", method="POST",
+                           path="/x", query="", headers=[], body=b"{}")
+    assert small.body == "{}" and small.to_json()["body"] == "{}"
