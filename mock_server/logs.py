@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -224,6 +225,9 @@ class ServerHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self.pending: list[str] = []
         self.batch_loop: asyncio.AbstractEventLoop | None = None
+        # the thread that runs batch_loop: a line logged there is logged on the loop (the
+        # server logs access lines from its request tasks, never from a thread of their own)
+        self.batch_thread: int | None = None
         self._scheduled = False
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -234,7 +238,7 @@ class ServerHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def write_line(self, line: str) -> None:
         with self.lock:  # type: ignore[union-attr]
             loop = self.batch_loop
-            if loop is not None and _running_loop() is loop:
+            if loop is not None and threading.get_ident() == self.batch_thread:
                 self.pending.append(line + self.terminator)
                 if not self._scheduled:
                     self._scheduled = True
@@ -266,19 +270,14 @@ class ServerHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(logging.makeLogRecord({"msg": text}))
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
 def batch_access_lines(loop: asyncio.AbstractEventLoop | None) -> None:
-    """Access lines logged on `loop` are written once per loop iteration (None: each at once,
-    and what waits is written now)."""
+    """Access lines logged on `loop` (called from the thread running it) are written once per
+    loop iteration (None: each at once, and what waits is written now)."""
     handler = _server_handler
     if handler is not None:
-        handler.batch_loop = loop
+        with handler.lock:  # type: ignore[union-attr]
+            handler.batch_loop = loop
+            handler.batch_thread = threading.get_ident() if loop is not None else None
         if loop is None:
             handler.flush()
 
