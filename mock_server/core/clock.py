@@ -43,7 +43,8 @@ class SessionClock:
         frozen = self._frozen
         if frozen is not None:
             return frozen
-        return self._source() + self._offset
+        offset = self._offset
+        return self._source() + offset if offset else self._source()
 
     @property
     def frozen(self) -> bool:
