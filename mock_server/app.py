@@ -57,6 +57,8 @@ class SandboxApp:
         # time.monotonic() by which shutdown must be done; the server sets it when a signal
         # arrives, so the hooks get what in-flight requests left of the grace period
         self.shutdown_deadline: float | None = None
+        # HTTP requests begun so far: tells an idle server from a busy one (core.gcpolicy)
+        self.requests_started = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -138,6 +140,7 @@ class SandboxApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        self.requests_started += 1
         path: str = scope["path"]
         headers = RequestHeaders(scope["headers"])
         session_name = headers.get(SESSION_HEADER)

@@ -1,0 +1,158 @@
+"""Instructions per request, counted by valgrind (callgrind): the repeatable companion of run.py.
+
+    python bench/instructions.py [--requests N] [--mode new|replay|missing]
+                                 [--only sandbox,baseline]
+
+Wall-clock throughput on a shared machine moves by a third from run to run (other tenants'
+load, CPU frequency); the number of instructions a server executes per request does not. Each
+server (the sandbox as `mock-server serve` runs it, and bench/baseline_app.py) is started under
+`valgrind --tool=callgrind` twice; the first run answers `--warm-up` requests, the second that
+many plus N, all sequential on one keep-alive connection, and the difference of the two totals
+divided by N is what one request costs, start-up, seeding and shutdown cancelled out. The
+ratio sandbox / baseline is the throughput ratio a machine with the same instructions per cycle
+for both would show; in practice the sandbox's code runs at a lower rate than uvicorn's
+(a wider working set), so the wall-clock ratio of run.py comes out somewhat lower.
+
+Needs valgrind (Debian: apt-get install valgrind); takes about a minute per server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import procs  # noqa: E402
+from run import FIRST_ORDER, MERCHANT_ID, SECRET, bench_scenario  # noqa: E402
+
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def _request(port: int, mode: str, i: int, tag: str) -> bytes:
+    if mode == "missing":
+        order = FIRST_ORDER + 2_000_000 + i % 1000
+    else:
+        order = FIRST_ORDER + i % 1000
+    if mode == "replay":
+        request_id, reference = f"replay-{i % 1000}", f"replay-ref-{i % 1000}"
+    else:
+        request_id, reference = f"{tag}-{i}", f"ref-{tag}-{i}"
+    body = json.dumps({"requestId": request_id, "amount": {"amount": "1.00", "currency": "AUD"},
+                       "merchantReference": reference}, separators=(",", ":")).encode()
+    auth = base64.b64encode(f"{MERCHANT_ID}:{SECRET}".encode()).decode()
+    head = (f"POST /v2/payments/{order}/refund HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: application/json\r\nAccept: application/json\r\n"
+            "User-Agent: refund-bench/1.0 (instructions)\r\n"
+            f"Authorization: Basic {auth}\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def _drive(port: int, mode: str, count: int) -> None:
+    """`count` requests one after another on one keep-alive connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+        buffered = b""
+        for i in range(count):
+            sock.sendall(_request(port, mode, i, "i"))
+            while True:
+                head, sep, rest = buffered.partition(b"\r\n\r\n")
+                if sep:
+                    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+                    if len(rest) >= length:
+                        status = int(head[9:12])
+                        expected = status == 404 if mode == "missing" else status < 300
+                        if not expected:
+                            raise SystemExit(f"unexpected answer {status}: {rest[:200]!r}")
+                        buffered = rest[length:]
+                        break
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise SystemExit("the server closed the connection")
+                buffered += chunk
+
+
+def _count(target: str, mode: str, requests: int, workdir: Path) -> int:
+    port = procs.free_port()
+    out = workdir / f"callgrind.{target}.{requests}"
+    if target == "baseline":
+        command = [sys.executable, str(HERE / "baseline_app.py"), str(port)]
+        probe = "/health"
+    else:
+        command = [sys.executable, "-m", "mock_server", "serve", "--port", str(port),
+                   "--seed", "7"]
+        probe = "/__admin/health"
+    log = (workdir / f"valgrind.{target}.{requests}.log").open("w")
+    server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                               *command], stdout=subprocess.DEVNULL, stderr=log,
+                              cwd=HERE.parent)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                status, _ = procs.http(port, "GET", probe, timeout=5)
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{target} did not start under valgrind (see {log.name})")
+            time.sleep(0.5)
+        if target == "sandbox":
+            document = json.dumps(bench_scenario(1000)).encode()
+            status, body = procs.http(port, "POST", "/__admin/scenarios", document,
+                                      {"Content-Type": "application/json"}, timeout=300)
+            if status != 201:
+                raise SystemExit(f"seeding failed: {status} {body[:300]!r}")
+        _drive(port, mode, requests)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=300)
+        log.close()
+    found = _COLLECTED.search(Path(log.name).read_text())
+    if found is None:
+        raise SystemExit(f"no instruction count in {log.name}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests measured")
+    parser.add_argument("--warm-up", type=int, default=500, help="requests in both runs")
+    parser.add_argument("--mode", choices=("new", "replay", "missing"), default="new")
+    parser.add_argument("--only", default="sandbox,baseline")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        sys.stderr.write("valgrind is not installed (apt-get install valgrind)\n")
+        return 2
+    targets = [t for t in ("sandbox", "baseline") if t in args.only.split(",")]
+    per_request: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
+        for target in targets:
+            mode = "new" if target == "baseline" else args.mode
+            small = _count(target, mode, args.warm_up, Path(tmp))
+            large = _count(target, mode, args.warm_up + args.requests, Path(tmp))
+            per_request[target] = (large - small) / args.requests
+            sys.stdout.write(f"{target}: {per_request[target]:,.0f} instructions per request "
+                             f"({args.requests:,} {mode} requests after {args.warm_up:,})\n")
+            sys.stdout.flush()
+    if len(per_request) == 2:
+        ratio = per_request["baseline"] / per_request["sandbox"]
+        sys.stdout.write(f"baseline / sandbox: {ratio:.0%} (the sandbox executes "
+                         f"{per_request['sandbox'] / per_request['baseline']:.2f}x the "
+                         "baseline's instructions per request)\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
