@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -107,16 +108,20 @@ def access_fields_text(fields: Mapping[str, Any]) -> str:
     """`POST /v2/payments/1/refund 201 3.2ms session=t1 provider=afterpay operation=createRefund`
     plus `fault=...` when a fault rule shaped the answer."""
     duration = fields.get("duration_ms")
-    session, provider, operation = (fields.get("session"), fields.get("provider"),
-                                    fields.get("operation"))
     text = (f"{_text_value(fields.get('method', '-'))} {_text_value(fields.get('path', '-'))} "
             f"{fields.get('status', '-')} "
             f"{f'{duration:.1f}ms' if isinstance(duration, int | float) else '-'} "
-            f"session={'-' if session is None else _text_value(session)} "
-            f"provider={'-' if provider is None else _text_value(provider)} "
-            f"operation={'-' if operation is None else _text_value(operation)}")
+            f"{_names(fields.get('session'), fields.get('provider'), fields.get('operation'))}")
     fault = fields.get("fault")
     return f"{text} fault={_text_value(fault)}" if fault else text
+
+
+@functools.lru_cache(maxsize=1024)
+def _names(session: str | None, provider: str | None, operation: str | None) -> str:
+    """`session=.. provider=.. operation=..`: the same few combinations line after line."""
+    return (f"session={'-' if session is None else _text_value(session)} "
+            f"provider={'-' if provider is None else _text_value(provider)} "
+            f"operation={'-' if operation is None else _text_value(operation)}")
 
 
 def _is_access(record: logging.LogRecord) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -80,6 +81,7 @@ def _quality(params: list[str]) -> float:
     return 1.0
 
 
+@functools.lru_cache(maxsize=256)
 def accepts_json(accept: str | None) -> bool:
     """Whether an Accept header admits application/json (a range with q=0 excludes)."""
     if not accept or not accept.strip():
@@ -92,6 +94,7 @@ def accepts_json(accept: str | None) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=256)
 def is_json(content_type: str | None) -> bool:
     if not content_type:
         return False
