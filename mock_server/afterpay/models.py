@@ -264,8 +264,10 @@ class AfterpayModel:
             return None
         return Replay(held, held.fingerprint != fingerprint(order_id, request))
 
-    def check_refundable(self, session: Session, payment: Payment, request: RefundRequest) -> None:
-        """The business rules that need the payment, in the sandbox's order (fidelity notes)."""
+    def check_refundable(self, session: Session, payment: Payment, request: RefundRequest,
+                         now: datetime | None = None) -> None:
+        """The business rules that need the payment, in the sandbox's order (fidelity notes);
+        `now` is the session's time (read from its clock when not given)."""
         # docs: "only captured funds can be refunded"; declined, nothing captured, voided before
         # capture -> 412. Decision: a payment voided (or whose later capture was declined)
         # after a partial capture keeps that captured money refundable.
@@ -273,15 +275,15 @@ class AfterpayModel:
             raise errors.PreconditionFailed()
         if request.currency != payment.currency:
             raise errors.InvalidObject(CURRENCY_MISMATCH)
-        if session.clock.now() - payment.created > REFUND_WINDOW:
+        if (now or session.clock.now()) - payment.created > REFUND_WINDOW:
             raise errors.RefundTimeLimitExceeded()
 
     def refund(self, session: Session, payment: Payment, request: RefundRequest,
                key: IdempotencyKey | None) -> tuple[RefundEntry, bytes]:
         """The atomic step: check what is left, record the refund, keep the answer to replay."""
-        self.check_refundable(session, payment, request)
-        state: AfterpayState = session.state(PROVIDER)
         now = session.clock.now()
+        self.check_refundable(session, payment, request, now)
+        state: AfterpayState = session.state(PROVIDER)
         body: bytes = b""
 
         def build(_left: Decimal) -> tuple[RefundEntry, StoredAnswer | None]:

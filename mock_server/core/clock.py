@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,12 +14,23 @@ def real_time() -> datetime:
     return datetime.now(UTC)
 
 
+# the "YYYY-MM-DDTHH:MM:SS." of the last second formatted: refunds come in bursts
+_last_second: tuple[int, str] = (-1, "")
+
+
 def iso_millis(moment: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and Z, as both providers write timestamps."""
+    """UTC ISO 8601 with milliseconds and Z, as both providers write timestamps (the date part
+    formatted once per second)."""
+    global _last_second
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    # "2026-11-01T09:00:00.123+00:00" -> "2026-11-01T09:00:00.123Z"
-    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
+    second = math.floor(moment.timestamp())
+    cached, prefix = _last_second
+    if second != cached:
+        # "2026-11-01T09:00:00+00:00" -> "2026-11-01T09:00:00."
+        prefix = moment.replace(microsecond=0).isoformat()[:-6] + "."
+        _last_second = (second, prefix)
+    return f"{prefix}{moment.microsecond // 1000:03d}Z"
 
 
 def parse_instant(text: str) -> datetime:

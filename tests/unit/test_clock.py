@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mock_server.core.clock import SessionClock, iso_millis, parse_instant
 
@@ -65,3 +67,13 @@ def test_parse_instant_accepts_z_offsets_and_naive() -> None:
     assert parse_instant("2026-03-04T15:06:07+10:00") == datetime(2026, 3, 4, 5, 6, 7,
                                                                   tzinfo=UTC)
     assert parse_instant("2026-03-04T05:06:07") == datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9998, 12, 30),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=10)),
+                                               timezone(timedelta(hours=-9, minutes=-30))])))
+def test_iso_millis_is_utc_with_milliseconds_whatever_came_before(moment: datetime) -> None:
+    iso_millis(moment + timedelta(seconds=1))  # another second was formatted last
+    utc = moment.astimezone(UTC)
+    assert iso_millis(moment) == (utc.strftime("%Y-%m-%dT%H:%M:%S.")
+                                  + f"{utc.microsecond // 1000:03d}Z")
