@@ -9,13 +9,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from starlette.datastructures import Headers
-from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from mock_server.core import faults, netfaults
 from mock_server.core.clock import TimeSource, real_time
-from mock_server.core.http import Context, Problem, ProviderApp, RequestHeaders
+from mock_server.core.http import Answer, Context, Problem, ProviderApp, RequestHeaders
 from mock_server.core.journal import finish
 from mock_server.core.openapi import Spec
 from mock_server.core.scenarios import Scenario, load_scenario_paths
@@ -169,10 +167,20 @@ class SandboxApp:
             ctx.operation = found.operation(method)
             if ctx.operation is None:
                 problem = Problem(Problem.METHOD_NOT_ALLOWED, allow=found.allowed)
-        try:
-            ctx.body = await self._read_body(scope, receive, headers)
-        except BodyTooLarge:
-            problem = Problem(Problem.PAYLOAD_TOO_LARGE)
+        limit = self.settings.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            problem = Problem(Problem.PAYLOAD_TOO_LARGE)  # refused unread
+        else:
+            message: Message = await receive()
+            if (message["type"] == "http.request" and not message.get("more_body", False)
+                    and len(message.get("body", b"")) <= limit):
+                ctx.body = message.get("body", b"")  # the common case: one message
+            else:
+                try:
+                    ctx.body = await self._read_body(receive, message)
+                except BodyTooLarge:
+                    problem = Problem(Problem.PAYLOAD_TOO_LARGE)
         journaled = provider.name != "admin"
         if journaled:
             ctx.entry = session.journal.record(
@@ -190,7 +198,12 @@ class SandboxApp:
             response = provider.problem_response(ctx, problem)
         else:
             assert ctx.operation is not None
-            response = await self._handle(provider, ctx)
+            try:
+                response = await provider.handlers[ctx.operation.operation_id](ctx)
+            except Exception:
+                # a crash inside a provider still answers in that provider's own shape
+                log.exception("handler %s crashed", ctx.operation.operation_id)
+                response = provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
         if ctx.warnings:
             response.headers[WARNING_HEADER] = "; ".join(ctx.warnings)
         lost: netfaults.FaultWithoutConnection | None = None
@@ -201,6 +214,10 @@ class SandboxApp:
                                                    session.fault_chances, ctx.entry)
             except netfaults.FaultWithoutConnection as exc:  # raised below, once journaled
                 response, lost = exc.sent, exc
+        elif type(response) is Answer:  # what Response.__call__ sends, without its coroutine
+            await send({"type": "http.response.start", "status": response.status_code,
+                        "headers": response.raw_headers})
+            await send({"type": "http.response.body", "body": response.body})
         else:
             await response(scope, receive, send)
         duration_ms = (time.perf_counter() - started) * 1000
@@ -217,26 +234,15 @@ class SandboxApp:
         if lost is not None:
             raise lost
 
-    async def _handle(self, provider: ProviderApp, ctx: Context) -> Response:
-        assert ctx.operation is not None
-        handler = provider.handlers[ctx.operation.operation_id]
-        try:
-            return await handler(ctx)
-        except Exception:
-            # a crash inside a provider still answers in that provider's own shape
-            log.exception("handler %s crashed", ctx.operation.operation_id)
-            return provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
-
-    async def _read_body(self, scope: Scope, receive: Receive, headers: Headers) -> bytes:
+    async def _read_body(self, receive: Receive, first: Message | None = None) -> bytes:
+        """The body from `first` and the messages after it, within --max-body-bytes."""
         limit = self.settings.max_body_bytes
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge
         chunks: list[bytes] = []
         size = 0
         more = True
         while more:
-            message: Message = await receive()
+            message: Message = first if first is not None else await receive()
+            first = None
             if message["type"] != "http.request":
                 break
             chunk = message.get("body", b"")
