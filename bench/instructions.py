@@ -1,6 +1,6 @@
 """Instructions per request, counted by valgrind (callgrind): the repeatable companion of run.py.
 
-    python bench/instructions.py [--requests N] [--mode new|replay|missing]
+    python bench/instructions.py [--requests N] [--modes new,replay,missing]
                                  [--only sandbox,baseline]
 
 Wall-clock throughput on a shared machine moves by a third from run to run (other tenants'
@@ -129,28 +129,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests measured")
     parser.add_argument("--warm-up", type=int, default=500, help="requests in both runs")
-    parser.add_argument("--mode", choices=("new", "replay", "missing"), default="new")
+    parser.add_argument("--modes", default="new",
+                        help="the sandbox's workloads, of new, replay, missing (404)")
     parser.add_argument("--only", default="sandbox,baseline")
     args = parser.parse_args(argv)
+    modes = [m for m in ("new", "replay", "missing") if m in args.modes.split(",")]
     if shutil.which("valgrind") is None:
         sys.stderr.write("valgrind is not installed (apt-get install valgrind)\n")
         return 2
-    targets = [t for t in ("sandbox", "baseline") if t in args.only.split(",")]
-    per_request: dict[str, float] = {}
+    runs = [("sandbox", mode) for mode in modes if "sandbox" in args.only.split(",")]
+    if "baseline" in args.only.split(","):
+        runs.append(("baseline", "new"))
+    per_request: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
-        for target in targets:
-            mode = "new" if target == "baseline" else args.mode
+        for target, mode in runs:
             small = _count(target, mode, args.warm_up, Path(tmp))
             large = _count(target, mode, args.warm_up + args.requests, Path(tmp))
-            per_request[target] = (large - small) / args.requests
-            sys.stdout.write(f"{target}: {per_request[target]:,.0f} instructions per request "
-                             f"({args.requests:,} {mode} requests after {args.warm_up:,})\n")
+            per_request[target, mode] = cost = (large - small) / args.requests
+            sys.stdout.write(f"{target} {mode}: {cost:,.0f} instructions per request "
+                             f"({args.requests:,} requests after {args.warm_up:,})\n")
             sys.stdout.flush()
-    if len(per_request) == 2:
-        ratio = per_request["baseline"] / per_request["sandbox"]
-        sys.stdout.write(f"baseline / sandbox: {ratio:.0%} (the sandbox executes "
-                         f"{per_request['sandbox'] / per_request['baseline']:.2f}x the "
-                         "baseline's instructions per request)\n")
+    new = per_request.get(("sandbox", "new"))
+    base = per_request.get(("baseline", "new"))
+    if new and base:
+        sys.stdout.write(f"baseline / sandbox new refunds: {base / new:.0%} (the sandbox "
+                         f"executes {new / base:.2f}x the baseline's instructions)\n")
+    for mode in ("replay", "missing"):
+        other = per_request.get(("sandbox", mode))
+        if new and other:
+            sys.stdout.write(f"sandbox {mode} / new refunds: {other / new:.0%} of the "
+                             "instructions\n")
     return 0
 
 
