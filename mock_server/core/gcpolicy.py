@@ -6,7 +6,8 @@ collection whenever the long-lived objects grew by a quarter, which under load i
 tens of milliseconds every few thousand requests (the journal's 10,000 entries alone take ~10 ms)
 and the whole of the p99 budget. So `mock-server serve`:
 
-- collects once and freezes what start-up made (modules, specs, the startup world): no later
+- collects once and freezes what start-up made (modules, specs, the startup world), at the
+  first idle second rather than before the first request, so start-up stays short: no later
   collection walks it again;
 - keeps the young collections (cheap: only what the last requests made), but takes the full
   collections off the allocation counter. One runs once the server has been idle (no request
@@ -54,6 +55,7 @@ class CollectorPolicy:
         self.check = check
         self.clock = clock
         self.full_collections = 0
+        self.frozen = False
         self.last_full = clock()
         self._seen = requests_started()
         self._previous: tuple[int, int, int] | None = None
@@ -61,8 +63,6 @@ class CollectorPolicy:
 
     async def start(self) -> None:
         self._previous = gc.get_threshold()
-        gc.collect()
-        gc.freeze()
         gc.set_threshold(*YOUNG_THRESHOLDS, NEVER)
         self.last_full = self.clock()
         self._task = asyncio.get_running_loop().create_task(self._watch())
@@ -84,10 +84,13 @@ class CollectorPolicy:
         idle = seen == self._seen
         self._seen = seen
         age = self.clock() - self.last_full
-        if (idle and age >= self.interval) or age >= self.max_interval:
+        if (idle and (age >= self.interval or not self.frozen)) or age >= self.max_interval:
             gc.collect()
             self.full_collections += 1
             self.last_full = self.clock()
+            if not self.frozen:
+                gc.freeze()  # what start-up made, now that its garbage is gone
+                self.frozen = True
             return True
         return False
 
