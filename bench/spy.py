@@ -13,7 +13,7 @@ _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?):(?P<line>\d+)\)$")
 
 # frames grouped into the parts of a request, first match wins (file path fragments)
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("access log (logging)", ("logging/",)),
+    ("access log (logging, mock_server/logs.py)", ("logging/", "mock_server/logs.py")),
     ("uvicorn + transport writes", ("uvicorn/", "asyncio/", "uvloop")),
     ("Starlette Response/Headers", ("starlette/",)),
     ("request validation (openapi)", ("mock_server/core/openapi.py",)),
