@@ -223,8 +223,8 @@ class ServerHandler(logging.StreamHandler):  # type: ignore[type-arg]
     (log_access). While the serving event loop runs (batch_access_lines), the access lines of one
     loop iteration are written together, in one write, once the iteration's other callbacks
     have run: under load that is one system call for many requests instead of one each. Any
-    other line first writes what is waiting, so the order of lines is kept; so do flush() and
-    close(), so nothing waits past the server's end."""
+    other line first writes what is waiting, so the order of lines is kept; so does flush()
+    (which logging.shutdown calls at exit), so nothing waits past the server's end."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
@@ -283,6 +283,8 @@ def batch_access_lines(loop: asyncio.AbstractEventLoop | None) -> None:
         with handler.lock:  # type: ignore[union-attr]
             handler.batch_loop = loop
             handler.batch_thread = threading.get_ident() if loop is not None else None
+            # a write scheduled on an earlier loop that stopped first never ran
+            handler._scheduled = False
         if loop is None:
             handler.flush()
 

@@ -340,3 +340,31 @@ def test_access_lines_are_written_at_once_outside_the_serving_loop(restore_root:
         batch_access_lines(None)  # stopping writes what still waits
         loop.close()
     assert stream.getvalue().splitlines()[-1].split()[5] == "203"
+
+
+def test_a_second_serving_loop_batches_too(restore_root: None) -> None:
+    """A loop that stopped with a write still scheduled does not keep the next one waiting."""
+    import asyncio
+
+    from mock_server.logs import batch_access_lines
+
+    stream = io.StringIO()
+    configure_logging("text", "info", stream=stream)
+
+    first = asyncio.new_event_loop()
+    batch_access_lines(first)  # this thread serves on `first`...
+    log_access(dict(FIELDS, status=201))  # ...which stops before its scheduled write runs
+    first.close()
+
+    async def then_wait(status: int) -> str:
+        batch_access_lines(asyncio.get_running_loop())
+        log_access(dict(FIELDS, status=status))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return stream.getvalue()
+
+    try:
+        written = asyncio.run(then_wait(202))
+    finally:
+        batch_access_lines(None)
+    assert " 201 " in written and " 202 " in written
