@@ -190,7 +190,7 @@ class Spec:
         wild = [e for e in self._paths if _first_segment(e.template).startswith("{")]
         self._wild: tuple[_PathEntry, ...] = tuple(wild)
         self._by_first: dict[str, tuple[_PathEntry, ...]] = {}
-        for first in {_first_segment(e.template) for e in self._paths} - {""}:
+        for first in {_first_segment(e.template) for e in self._paths}:
             if not first.startswith("{"):
                 self._by_first[first] = tuple(
                     e for e in self._paths if e in wild or _first_segment(e.template) == first)

@@ -36,6 +36,23 @@ def test_static_segments_win_over_parameters() -> None:
     assert found is not None and found.operation("GET").operation_id == "static"  # type: ignore[union-attr]
 
 
+def test_the_first_segment_index_finds_what_a_scan_finds() -> None:
+    templates = ["/", "/a", "/a/{id}", "/a/static", "/{tenant}/a", "/{tenant}/{id}", "/b/{x}/c"]
+    spec = Spec("x", {"paths": {
+        t: {"get": {"operationId": f"op{i}", "responses": {}}} for i, t in enumerate(templates)}})
+
+    def scan(path: str) -> str | None:
+        for entry in spec._paths:  # every template in precedence order, as before the index
+            if entry.regex.match(path):
+                return entry.template
+        return None
+
+    for path in ["/", "/a", "/a/1", "/a/static", "/t/a", "/t/9", "/b/1/c", "/b/1", "/zzz",
+                 "/a/1/2", "//", "/t/a/", ""]:
+        found = spec.match(path)
+        assert (found.entry.template if found else None) == scan(path), path
+
+
 def test_nullable_becomes_a_null_type() -> None:
     assert to_json_schema({"type": "string", "nullable": True}) == {"type": ["string", "null"]}
 
