@@ -114,3 +114,37 @@ def test_threads_racing_never_exceed_captured() -> None:
     assert view is not None
     assert len(successes) == 333  # floor(100 / 0.30)
     assert view.refunded == Decimal("99.90") <= view.captured
+
+
+def test_stored_refunds_add_nothing_for_the_garbage_collector_to_walk() -> None:
+    """What a refund leaves in the ledger (entry, details, idempotent answer, key, fingerprint)
+    is untracked once collected, so a large ledger does not lengthen collections."""
+    import gc
+
+    ledger = InMemoryLedger()
+    ledger.open(KEY, "AUD", Decimal("1000000.00"))
+
+    def add(start: int, count: int) -> None:
+        for i in range(start, start + count):
+            details = {"requestId": f"req-{i}", "merchantReference": f"ref-{i}"}
+            answer = StoredAnswer(201, (), b"{}", ("p1", "1.00", "AUD", f"req-{i}", None), NOW)
+
+            def build(_left: Decimal, i: int = i, details: dict[str, str] = details,
+                      answer: StoredAnswer = answer) -> tuple[RefundEntry, StoredAnswer]:
+                return RefundEntry(f"r{i}", Decimal("1.00"), NOW, details), answer
+
+            ledger.refund(KEY, Decimal("1.00"), build, ("afterpay", "m1", f"req-{i}", f"ref-{i}"))
+
+    add(0, 10)
+    for _ in range(3):
+        gc.collect()
+    before = len(gc.get_objects())
+    add(10, 2000)
+    for _ in range(3):
+        gc.collect()
+    assert len(gc.get_objects()) - before < 100
+    view = ledger.view(KEY)
+    assert view is not None and len(view.refunds) == 2010
+    assert view.refunds[-1].details == {"requestId": "req-2009", "merchantReference": "ref-2009"}
+    replay = ledger.claim(("afterpay", "m1", "req-5", "ref-5"), NOW - timedelta(days=1))
+    assert isinstance(replay, StoredAnswer) and replay.fingerprint[3] == "req-5"
