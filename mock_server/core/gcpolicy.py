@@ -14,7 +14,7 @@ and the whole of the p99 budget. So `mock-server serve`:
   started) for a second and the last one is at least `interval` seconds old; under load that
   never pauses, it runs after `max_interval` seconds anyway. Cyclic garbage that got old is
   still freed, at a moment that costs no request anything (with a million refunds stored a
-  full collection takes ~0.2 s: the ledger's containers are walked even though what they hold
+  full collection takes 0.2-0.3 s: the ledger's containers are walked even though what they hold
   is not tracked).
 
 The ledger helps from its side: what it stores per refund is made of tuples the collector stops
