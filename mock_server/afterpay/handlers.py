@@ -30,16 +30,17 @@ _JSON_MEDIA = ("application/json", "application/*", "*/*")
 
 _CORRELATION_NAME = CORRELATION_HEADER.lower().encode()
 _JSON_BYTES = JSON.encode()
+# what Starlette's Response would send for media_type="text/plain"
+_TEXT_BYTES = b"text/plain; charset=utf-8"
 
 
-def respond(ctx: Context, status: int, body: bytes, media_type: str = JSON,
+def respond(ctx: Context, status: int, body: bytes, content_type: bytes = _JSON_BYTES,
             headers: dict[str, str] | None = None) -> Response:
     # every real answer carries a correlation id (26 lowercase letters and digits)
-    correlation = ctx.session.ids.alnum(26)
-    if headers is None and media_type == JSON:
-        return answer(body, status, _JSON_BYTES, (_CORRELATION_NAME, correlation.encode()))
-    all_headers = {CORRELATION_HEADER: correlation, **(headers or {})}
-    return Response(body, status, headers=all_headers, media_type=media_type)
+    extra = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+             for name, value in (headers or {}).items()]
+    return answer(body, status, content_type,
+                  (_CORRELATION_NAME, ctx.session.ids.alnum(26).encode()), *extra)
 
 
 def error(ctx: Context, err: errors.AfterpayError, headers: dict[str, str] | None = None
@@ -195,4 +196,4 @@ class AfterpayHandlers:
         except errors.AfterpayError as err:
             return error(ctx, err)
         await processing_time(ctx)
-        return respond(ctx, 200, b"pong", media_type="text/plain")
+        return respond(ctx, 200, b"pong", _TEXT_BYTES)

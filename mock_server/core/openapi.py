@@ -204,8 +204,7 @@ class Spec:
         return cls(provider, document)
 
     def match(self, path: str) -> RouteMatch | None:
-        first = path.split("/", 2)[1] if path.startswith("/") else ""  # _first_segment
-        for entry in self._by_first.get(first, self._wild):
+        for entry in self._by_first.get(_first_segment(path), self._wild):
             found = entry.regex.match(path)
             if found:
                 return RouteMatch(entry, found.groupdict())
