@@ -23,19 +23,16 @@ import base64
 import json
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import procs  # noqa: E402
-from run import FIRST_ORDER, MERCHANT_ID, SECRET, bench_scenario  # noqa: E402
+from run import FIRST_ORDER, MERCHANT_ID, SECRET, seed  # noqa: E402
 
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
@@ -92,36 +89,19 @@ def _count(target: str, mode: str, requests: int, workdir: Path) -> int:
         command = [sys.executable, "-m", "mock_server", "serve", "--port", str(port),
                    "--seed", "7"]
         probe = "/__admin/health"
-    log = (workdir / f"valgrind.{target}.{requests}.log").open("w")
-    server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                               *command], stdout=subprocess.DEVNULL, stderr=log,
-                              cwd=HERE.parent)
+    server = procs.start(f"{target}-{requests}",
+                         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                          *command], port, probe_path=probe, log_dir=workdir, timeout=300,
+                         cwd=HERE.parent)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                status, _ = procs.http(port, "GET", probe, timeout=5)
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{target} did not start under valgrind (see {log.name})")
-            time.sleep(0.5)
         if target == "sandbox":
-            document = json.dumps(bench_scenario(1000)).encode()
-            status, body = procs.http(port, "POST", "/__admin/scenarios", document,
-                                      {"Content-Type": "application/json"}, timeout=300)
-            if status != 201:
-                raise SystemExit(f"seeding failed: {status} {body[:300]!r}")
+            seed(port, 1000)
         _drive(port, mode, requests)
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=300)
-        log.close()
-    found = _COLLECTED.search(Path(log.name).read_text())
+        server.stop(grace=300)  # valgrind writes its totals as the server exits
+    found = _COLLECTED.search(server.log_path.read_text(errors="replace"))
     if found is None:
-        raise SystemExit(f"no instruction count in {log.name}")
+        raise SystemExit(f"no instruction count in {server.log_path}:\n{server.log_tail()}")
     return int(found.group(1))
 
 

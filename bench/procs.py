@@ -161,7 +161,8 @@ class Server:
     def rss(self) -> int:
         return rss_bytes(self.process.pid, self.tree)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it has not ended within `grace` seconds."""
         if self.process.poll() is None:
             # the server was started in its own process group, so this reaches npx's children too
             try:
@@ -169,7 +170,7 @@ class Server:
             except ProcessLookupError:
                 pass
             try:
-                self.process.wait(10)
+                self.process.wait(grace)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)

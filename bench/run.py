@@ -143,6 +143,17 @@ def bench_scenario(payments: int) -> dict[str, Any]:
     }
 
 
+def seed(port: int, payments: int) -> float:
+    """Loads bench_scenario into the sandbox's default session; seconds it took."""
+    document = json.dumps(bench_scenario(payments)).encode()
+    started = time.perf_counter()
+    status, body = procs.http(port, "POST", "/__admin/scenarios", document,
+                              {"Content-Type": "application/json"}, timeout=300)
+    if status != 201:
+        raise RuntimeError(f"seeding failed: {status} {body[:500]!r}")
+    return time.perf_counter() - started
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
@@ -232,13 +243,7 @@ class Bench:
             cold = statistics.median(colds)
             log(f"sandbox: cold starts {', '.join(f'{c:.3f}' for c in colds)} s; "
                 f"idle RSS {idle / MB:.1f} MB")
-            document = json.dumps(bench_scenario(self.args.payments)).encode()
-            seeded_at = time.perf_counter()
-            status, body = procs.http(port, "POST", "/__admin/scenarios", document,
-                                      {"Content-Type": "application/json"})
-            if status != 201:
-                raise RuntimeError(f"seeding failed: {status} {body[:500]!r}")
-            seed_s = time.perf_counter() - seeded_at
+            seed_s = seed(port, self.args.payments)
             self.report.notes.append(
                 f"sandbox seeded with {self.args.payments:,} payments through POST "
                 f"/__admin/scenarios in {seed_s:.2f} s")
@@ -293,11 +298,7 @@ class Bench:
                              [*self.sandbox_command(port), "--log-level", "warning"], port,
                              probe_path="/__admin/health", log_dir=self.workdir, cwd=ROOT)
         try:
-            document = json.dumps(bench_scenario(self.args.payments)).encode()
-            status, body = procs.http(port, "POST", "/__admin/scenarios", document,
-                                      {"Content-Type": "application/json"})
-            if status != 201:
-                raise RuntimeError(f"seeding failed: {status} {body[:500]!r}")
+            seed(port, self.args.payments)
             result = self.phase(server, "new", "sandbox-quiet")
             after = server.rss()
         finally:
@@ -341,15 +342,18 @@ class Bench:
         server = procs.start("baseline", [self.python, str(ROOT / "bench" / "baseline_app.py"),
                                           str(port)], port, probe_path="/health",
                              log_dir=self.workdir)
+        return self.new_refunds_alone(server, "baseline", "bare Starlette JSON endpoint (baseline)")
+
+    def new_refunds_alone(self, server: procs.Server, run: str, row: str) -> LoadResult:
+        """Idle RSS, new refunds, RSS after; the server is stopped and gets its row."""
         try:
             time.sleep(0.5)
             idle = server.rss()
-            result = self.phase(server, "new", "baseline")
+            result = self.phase(server, "new", run)
             after = server.rss()
         finally:
             server.stop()
-        self.report.rows.append(Row("bare Starlette JSON endpoint (baseline)", result, True,
-                                    server.cold_start_s, idle, after))
+        self.report.rows.append(Row(row, result, True, server.cold_start_s, idle, after))
         return result
 
     def prism(self) -> LoadResult | None:
@@ -371,16 +375,7 @@ class Bench:
         server = procs.start("prism", command, port, probe_path="/ping",
                              check=procs.any_answer, log_dir=self.workdir, tree=True,
                              timeout=120)
-        try:
-            time.sleep(0.5)
-            idle = server.rss()
-            result = self.phase(server, "new", "prism")
-            after = server.rss()
-        finally:
-            server.stop()
-        self.report.rows.append(Row("Prism 5.14.2 mock (npx + node)", result, True,
-                                    server.cold_start_s, idle, after))
-        return result
+        return self.new_refunds_alone(server, "prism", "Prism 5.14.2 mock (npx + node)")
 
     # -- growth ----------------------------------------------------------------------------
 
