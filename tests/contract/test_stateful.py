@@ -176,7 +176,18 @@ AFTERPAY_ACCOUNTS = {"100101785224": (Decimal("100.00"), Decimal("40.00")),
 SEEDED_PAYMENT = "100101785223"
 
 
-class AfterpayLinks(AFTERPAY.as_state_machine()):  # type: ignore[misc]
+class InSession:
+    """Every call of a state machine goes to the machine's own sandbox session."""
+
+    session: str
+
+    def before_call(self, case: Any) -> None:
+        if case.headers is None:
+            case.headers = {}
+        case.headers[SESSION_HEADER] = self.session
+
+
+class AfterpayLinks(InSession, AFTERPAY.as_state_machine()):  # type: ignore[misc]
     def setup(self) -> None:
         self.session = fresh("stateful-afterpay")
         self.accounts = {key: Account(captured, refunded)
@@ -193,11 +204,6 @@ class AfterpayLinks(AFTERPAY.as_state_machine()):  # type: ignore[misc]
             payment["refunds"] = [{"amount": f"{refunded}", "refundId": "9000001"}]
         seed(self.session, {"name": "stateful", "afterpay": {"payments": [payment]}})
         self.accounts[SEEDED_PAYMENT] = Account(captured, refunded)
-
-    def before_call(self, case: Any) -> None:
-        if case.headers is None:
-            case.headers = {}
-        case.headers[SESSION_HEADER] = self.session
 
     def validate_response(self, response: Any, case: Any, additional_checks: Any = None,
                           **kwargs: Any) -> None:
@@ -252,7 +258,7 @@ SEEDED_ORDER = "ORD-1001"
 DUPLICATE = "Refund reference already exists"
 
 
-class OpttyLinks(OPTTY.as_state_machine()):  # type: ignore[misc]
+class OpttyLinks(InSession, OPTTY.as_state_machine()):  # type: ignore[misc]
     def setup(self) -> None:
         self.session = fresh("stateful-optty")
         self.accounts = {key: Account(captured, refunded)
@@ -266,11 +272,6 @@ class OpttyLinks(OPTTY.as_state_machine()):  # type: ignore[misc]
                  "currency": "AUD", "status": "SUCCESSFUL"}
         seed(self.session, {"name": "stateful", "optty": {"orders": [order]}})
         self.accounts[SEEDED_ORDER] = Account(amount + surcharge)
-
-    def before_call(self, case: Any) -> None:
-        if case.headers is None:
-            case.headers = {}
-        case.headers[SESSION_HEADER] = self.session
 
     def validate_response(self, response: Any, case: Any, additional_checks: Any = None,
                           **kwargs: Any) -> None:
