@@ -65,10 +65,6 @@ class SecretMask:
 _stamped_second: tuple[int, str] = (-1, "")
 
 
-def _utc(record: logging.LogRecord) -> str:
-    return _stamp(record.created)
-
-
 def _stamp(created: float) -> str:
     """A time.time() as ISO 8601 UTC with milliseconds, rounded to the microsecond first as
     datetime.fromtimestamp does, the date part formatted once per second."""
@@ -96,10 +92,6 @@ def _text_value(value: object) -> str:
     if text.isascii() and text.isprintable() and " " not in text and text:
         return text  # the common case of _PLAIN, without the pattern
     return text if text and _PLAIN.match(text) else json.dumps(text)
-
-
-def access_text(record: logging.LogRecord) -> str:
-    return access_fields_text(record.__dict__)
 
 
 def access_fields_text(fields: Mapping[str, Any]) -> str:
@@ -142,7 +134,7 @@ class TextFormatter(logging.Formatter):
         else:
             # uvicorn says everything that is not an access line on "uvicorn.error"
             name = "uvicorn" if record.name == "uvicorn.error" else record.name
-            line = f"{_utc(record)} {record.levelname} {name}: {record.getMessage()}"
+            line = f"{_stamp(record.created)} {record.levelname} {name}: {record.getMessage()}"
             if record.exc_info:
                 line += "\n" + self.formatException(record.exc_info)
             elif record.exc_text:
@@ -172,7 +164,7 @@ class JsonFormatter(logging.Formatter):
         if _is_access(record) and not record.exc_info:
             return self.format_access(record.created, record.levelname, record.__dict__)
         payload: dict[str, Any] = {
-            "time": _utc(record),
+            "time": _stamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
