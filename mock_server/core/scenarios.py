@@ -193,8 +193,13 @@ class _Builder:
             root = yaml.compose(text, Loader=_Loader)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else 1
+            if "nesting depth" in (exc.problem or ""):
+                # libyaml's scanner (PyYAML >= 6.0.4) has a depth limit of its own and may meet
+                # it before _check_depth sees the parser's events: the same refusal, our words
+                self._fail(line, "the document is nested too deeply")
             what = ", ".join(part for part in (exc.context, exc.problem) if part)
-            self._fail(mark.line + 1 if mark else 1, f"invalid YAML: {what}")
+            self._fail(line, f"invalid YAML: {what}")
         except yaml.reader.ReaderError as exc:
             before = text[: exc.position]
             line = (before.count(b"\n") if isinstance(before, bytes) else before.count("\n")) + 1

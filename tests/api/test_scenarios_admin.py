@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
+import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import AFTERPAY_HEADERS, basic
@@ -89,6 +91,24 @@ def test_apply_time_problem_leaves_the_session_untouched(client: TestClient) -> 
     assert answer.json()["problems"] == [
         "<request>:5: unknown Afterpay merchant '404404404'"]
     assert client.get("/v2/payments/900000003", headers=AFTERPAY_HEADERS).status_code == 404
+
+
+@pytest.mark.parametrize("depth", [100, 30_000])
+def test_a_deeply_nested_document_is_refused_and_applies_nothing(client: TestClient,
+                                                                 depth: int) -> None:
+    # a valid first half (a merchant and a payment) before the nesting: none of it may land
+    document = SCENARIO + "optty:\n  providers: " + "[" * depth + "]" * depth + "\n"
+    answer = client.post("/__admin/scenarios", content=document,
+                         headers={"X-Scenario-Source": "deep.yaml"})
+
+    assert answer.status_code == 400
+    problems = answer.json()["problems"]
+    assert len(problems) == 1 and re.fullmatch(r"deep\.yaml:[0-9]+: \S[^\n]*", problems[0])
+    assert [s["name"] for s in client.get("/__admin/scenarios").json()["scenarios"]] == \
+        ["default"]
+    headers = {**AFTERPAY_HEADERS, "Authorization": basic("200200200", "k2")}
+    assert client.get("/v2/payments/900000001", headers=headers).status_code == 401
+    assert client.get("/__admin/health").status_code == 200
 
 
 def test_syntax_error_is_400(client: TestClient) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from textwrap import dedent
@@ -240,14 +243,65 @@ def test_aliases_cannot_expand_without_bound() -> None:
     assert problems_of("\n".join(lines)) == ["s.yaml:5: aliases expand to more than 100000 values"]
 
 
-@pytest.mark.parametrize("text", [
+DEEP_DOCUMENTS = [
     "[" * 30_000 + "]" * 30_000,         # libyaml's C composer would overflow the stack
     "- " * 30_000 + "x",                 # compact block sequences nest too
+    "{a: " * 30_000 + "1" + "}" * 30_000,
     "name: deep\nafterpay: " + "{a: " * 65 + "1" + "}" * 65,
-])
-def test_deep_nesting_is_refused_not_crashed_on(text: str) -> None:
+]
+# one line: the file, the line, what is wrong; never a traceback or a second line
+ONE_PROBLEM_LINE = re.compile(r"s\.yaml:[1-9][0-9]*: \S[^\n]*")
+
+
+@pytest.mark.parametrize("text", DEEP_DOCUMENTS)
+def test_deep_nesting_is_refused_with_one_line(text: str) -> None:
+    # libyaml (PyYAML >= 6.0.4) may refuse the deepest documents itself before the project's own
+    # depth check sees them; either way the promise is one `file:line: problem` line
     problems = problems_of(text)
-    assert len(problems) == 1 and "nested too deeply (more than 64 levels)" in problems[0]
+    assert len(problems) == 1
+    assert ONE_PROBLEM_LINE.fullmatch(problems[0]), problems[0]
+
+
+@pytest.mark.parametrize("text", DEEP_DOCUMENTS)
+def test_deep_nesting_is_named_as_such_whoever_notices_it(text: str) -> None:
+    # the project's check, or libyaml's own limit translated: the user reads what is wrong
+    assert "the document is nested too deeply" in problems_of(text)[0]
+
+
+@pytest.mark.parametrize("depth", [65, 200, 900])
+def test_nesting_past_the_projects_own_limit_is_refused_in_its_words(depth: int) -> None:
+    # below any library's limit, the project's check answers, and says what its limit is
+    text = "name: deep\nafterpay: " + "[" * depth + "]" * depth
+
+    assert problems_of(text) == [
+        "s.yaml:2: the document is nested too deeply (more than 64 levels)"]
+
+
+def test_nesting_at_the_limit_is_not_refused_for_its_depth() -> None:
+    text = "name: deep\nafterpay: " + "[" * 63 + "]" * 63
+
+    problems = problems_of(text)
+    assert not any("nested" in problem for problem in problems), problems
+
+
+def test_deep_nesting_does_not_crash_the_process() -> None:
+    # a stack overflow in C kills the interpreter: only a separate process can show it does not
+    program = (
+        "import sys\n"
+        "from mock_server.core.scenarios import ScenarioError, parse_scenario\n"
+        "from tests.unit.test_scenarios import DEEP_DOCUMENTS\n"
+        "for text in DEEP_DOCUMENTS:\n"
+        "    try:\n"
+        "        parse_scenario(text, 's.yaml')\n"
+        "    except ScenarioError as err:\n"
+        "        print(err.problems[0][:40])\n"
+        "    else:\n"
+        "        sys.exit('accepted')\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[2], timeout=120, check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == len(DEEP_DOCUMENTS)
 
 
 # --- schema -----------------------------------------------------------------------------------
