@@ -114,3 +114,40 @@ def live_server() -> Iterator[Callable[[SandboxApp], LiveServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+class RecordedWaits:
+    """The sandbox's deliberate waits (core.clock.wait), recorded and not taken: a test reads
+    what was waited instead of timing it. `hold()` makes the next waits block until `release()`
+    (for a client that must give up while the sandbox is still waiting)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._open = threading.Event()
+        self._open.set()
+        self.waiting = threading.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        import asyncio
+
+        self.seconds.append(seconds)
+        if not self._open.is_set():
+            self.waiting.set()
+            await asyncio.to_thread(self._open.wait, 60)
+        for _ in range(3):  # let the loop see what happened meanwhile (a closed connection)
+            await asyncio.sleep(0)
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> RecordedWaits:
+    from mock_server.core import clock
+
+    recorded = RecordedWaits()
+    monkeypatch.setattr(clock, "_sleep", recorded)
+    return recorded

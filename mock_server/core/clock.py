@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from collections.abc import Callable
@@ -12,6 +13,15 @@ TimeSource = Callable[[], datetime]
 
 def real_time() -> datetime:
     return datetime.now(UTC)
+
+
+async def wait(seconds: float) -> None:
+    """Real time the sandbox spends on purpose (a scripted delay, a slow body's pauses). Every
+    such wait goes through here, so tests record these waits instead of taking them."""
+    await _sleep(seconds)
+
+
+_sleep = asyncio.sleep
 
 
 # the "YYYY-MM-DDTHH:MM:SS." of the last second formatted: refunds come in bursts

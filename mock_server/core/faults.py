@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
@@ -16,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from starlette.responses import Response
 
+from mock_server.core import clock
 from mock_server.core.scenarios import Scenario, parse_duration
 
 if TYPE_CHECKING:
@@ -276,10 +276,10 @@ async def before_handler(ctx: Context, provider: ProviderApp, rule: FaultRule, *
         if delay and handled:
             ctx.state["processing_delay"] = delay
         elif delay:
-            await asyncio.sleep(delay)
+            await clock.wait(delay)
         return None
     if delay:
-        await asyncio.sleep(delay)
+        await clock.wait(delay)
     return scripted_response(ctx, provider, respond)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.datastructures import Headers, QueryParams
 from starlette.responses import Response
 
+from mock_server.core import clock
 from mock_server.core.openapi import Operation, Spec
 from mock_server.core.world import Session, World
 from mock_server.settings import Settings
@@ -140,4 +140,4 @@ async def processing_time(ctx: Context) -> None:
     holds its idempotency key, so a concurrent repeat meets a request still in flight."""
     delay = ctx.state.pop("processing_delay", None)
     if delay:
-        await asyncio.sleep(delay)
+        await clock.wait(delay)

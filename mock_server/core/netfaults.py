@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from mock_server.core import clock
 from mock_server.core.ids import IdSource
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ async def _slow_body(response: Response, receive: Receive, send: Send) -> None:
     size = -(-len(body) // pieces) if body else 0
     pause = SLOW_BODY_SECONDS / pieces
     for index in range(pieces):
-        await asyncio.sleep(pause)
+        await clock.wait(pause)
         if transport is not None and transport.is_closing():
             return  # the client gave up (its read timeout): nobody is left to dribble to
         chunk = body[index * size:(index + 1) * size]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from mock_server.core.ledger import (
     RefundExceeded,
     StoredAnswer,
 )
+from tests.interleave import ExclusionProbe, probe_ledger_refunds
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 KEY = ("afterpay", "m1", "p1")
@@ -91,29 +93,61 @@ def test_settle_reverse_gives_the_money_back() -> None:
 
 
 def test_threads_racing_never_exceed_captured() -> None:
+    # every refund stays inside the atomic step until another thread has been turned away by the
+    # ledger's lock (or, were the step not atomic, has come in too: an overlap)
     ledger = InMemoryLedger()
     ledger.open(KEY, "AUD", Decimal("100.00"))
+    probe = ExclusionProbe(workers=8)
+    probe_ledger_refunds(ledger, probe)
     successes: list[int] = []
-    barrier = threading.Barrier(16)
 
     def worker() -> None:
-        barrier.wait()
-        for _ in range(50):
-            try:
-                ledger.refund(KEY, Decimal("0.30"), _builder("0.30"))
-                successes.append(1)
-            except RefundExceeded:
-                pass
+        with probe.worker():
+            for _ in range(45):
+                try:
+                    ledger.refund(KEY, Decimal("0.30"), _builder("0.30"))
+                    successes.append(1)
+                except RefundExceeded:
+                    pass
 
-    threads = [threading.Thread(target=worker) for _ in range(16)]
+    threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     view = ledger.view(KEY)
     assert view is not None
+    assert probe.overlaps == 0 and probe.visits == 333
     assert len(successes) == 333  # floor(100 / 0.30)
     assert view.refunded == Decimal("99.90") <= view.captured
+    assert len(view.refunds) == 333
+
+
+def test_the_probe_sees_an_atomic_step_that_is_not_atomic() -> None:
+    # the same race on a ledger whose lock does nothing: the probe forces the overlap every time,
+    # so the test above cannot pass by luck
+    ledger = InMemoryLedger()
+    ledger._lock = contextlib.nullcontext()  # type: ignore[assignment]
+    ledger.open(KEY, "AUD", Decimal("0.60"))
+    probe = ExclusionProbe(workers=3)
+    probe_ledger_refunds(ledger, probe)
+    successes: list[int] = []
+
+    def worker() -> None:
+        with probe.worker():
+            try:
+                ledger.refund(KEY, Decimal("0.30"), _builder("0.30"))
+                successes.append(1)
+            except RefundExceeded:
+                pass
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert probe.overlaps >= 1
+    assert len(successes) == 3  # 0.90 refunded of 0.60: what the lock is there to prevent
 
 
 def test_stored_refunds_add_nothing_for_the_garbage_collector_to_walk() -> None:

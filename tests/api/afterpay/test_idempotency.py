@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from mock_server.afterpay import handlers
 from mock_server.app import create_app
 from mock_server.settings import Settings
+from tests.interleave import ExclusionProbe, probe_ledger_refunds
 
 KEYS = {"requestId": "req-1", "merchantReference": "refund-1"}
 CONFLICT = ("conflict", "Request is still being processed. Retry with the same requestId.")
@@ -358,13 +361,27 @@ def test_hundreds_of_concurrent_refunds_never_exceed_what_was_captured(afterpay,
 
 
 def test_concurrent_refunds_from_threads(afterpay) -> None:
-    from concurrent.futures import ThreadPoolExecutor
+    # each refund waits inside the ledger's atomic step until another thread is turned away
+    # (a TestClient outside `with` runs each request on its own loop in the calling thread)
+    app = afterpay.client.app
+    probe = ExclusionProbe(workers=8)
+    probe_ledger_refunds(app.world.session("default").ledger, probe)
+    client = TestClient(app)
+    answers: list[httpx.Response] = []
 
-    def one(i: int):
-        return afterpay.refund("100101785225", amount="3.00")  # 80.00 captured
+    def worker() -> None:
+        with probe.worker():
+            for _ in range(5):  # 80.00 captured
+                answers.append(client.post("/v2/payments/100101785225/refund",
+                                           headers=afterpay.headers(), json={
+                                               "amount": {"amount": "3.00", "currency": "AUD"}}))
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(one, range(40)))
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert probe.overlaps == 0 and probe.visits == 26
     assert sorted(a.status_code for a in answers) == [201] * 26 + [422] * 14
     assert afterpay.open_to_refund("100101785225") == Decimal("2.00")
 
