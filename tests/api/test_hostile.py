@@ -140,8 +140,12 @@ def test_hostile_body_gets_the_providers_refusal(hostile_client: TestClient, opt
                                                  surface: str, kind: str) -> None:
     body = HOSTILE_BODIES[kind]
     answer = send(hostile_client, optty_bearer, surface, body)
-    if kind == "duplicate keys" and answer.status_code < 400:
-        return  # the last key wins in every parser involved: a valid request
+    if kind == "duplicate keys" and surface == "afterpay createRefund":
+        # the last key wins in every parser involved: for Afterpay a valid refund of the last
+        # amount (its unknown "days" is ignored, as Jackson does)
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["amount"] == {"amount": "10.00", "currency": "AUD"}
+        return
     _path, _headers, shape = _surfaces(optty_bearer)[surface]
     shape(answer, *REFUSALS[surface])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -56,9 +57,18 @@ def test_refunds_on_an_order_that_captured_nothing_are_refused_whole(world: Worl
 
 
 def test_a_failed_seeded_refund_does_not_count(world: World) -> None:
+    # 60.00 of refunds on a 50.00 order load, because the failed 30.00 gave its money back
     load(world, "  orders:\n" + ORDER.format(
         ref="O-1", extra=", refunds: [{refundReference: a, amount: '30.00', status: FAILED}, "
                          "{refundReference: b, amount: '30.00'}]"))
+    session = world.session("default")
+    order = session.state(PROVIDER).orders[("m-1", "O-1")]
+    view = session.ledger.view(order.account)
+    assert view is not None
+    assert [(r.details["refundReference"], r.amount, r.reversed) for r in view.refunds] == [
+        ("a", Decimal("30.00"), True), ("b", Decimal("30.00"), False)]
+    assert view.refunded == Decimal("30.00")
+    assert view.remaining == Decimal("20.00")
 
 
 def test_references_stay_unique_across_documents(world: World) -> None:
