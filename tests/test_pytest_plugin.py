@@ -13,6 +13,7 @@ import pytest
 
 from mock_server.core.world import SESSION_NAME
 from mock_server.pytest_plugin import SandboxServer, session_name
+from tests.conftest import basic
 
 pytest_plugins = ["pytester"]
 
@@ -25,7 +26,7 @@ import json
 import urllib.error
 import urllib.request
 
-AUTH = {"Authorization": "Basic MTAwMTAxMzgyOnNhbmRib3gtc2VjcmV0LWtleQ==",
+AUTH = {"Authorization": "<the default world's Basic credentials>",
         "User-Agent": "Shop/1.0 (Python; Merchant/100101382) https://shop.example",
         "Content-Type": "application/json"}
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -40,7 +41,7 @@ def refund(base_url, order_id, amount, request_id="r-1"):
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
-'''
+'''.replace("<the default world's Basic credentials>", basic())
 
 
 @pytest.fixture(autouse=True)

@@ -38,8 +38,3 @@ def test_refund_is_read_back(client: TestClient) -> None:
         "refundId": made["refundId"], "refundMerchantReference": "rmr-1",
         "refundedAt": made["refundedAt"], "requestId": "rq-1"}]
     assert payment["openToRefundAmount"] == {"amount": "94.50", "currency": "AUD"}
-
-
-def test_ping(client: TestClient) -> None:
-    answer = client.get("/ping")
-    assert (answer.status_code, answer.text) == (200, "pong")

@@ -23,10 +23,11 @@ from starlette.testclient import TestClient
 
 from mock_server.app import SandboxApp, create_app
 from mock_server.settings import Settings
+from tests.conftest import basic
 
 START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
 LIMIT = 64 * 1024  # the servers below run with --max-body-bytes 65536
-AFTERPAY_AUTH = "Basic MTAwMTAxMzgyOnNhbmRib3gtc2VjcmV0LWtleQ=="  # 100101382:sandbox-secret-key
+AFTERPAY_AUTH = basic()
 SESSION = {"X-Sandbox-Session": "hostile"}
 
 

@@ -13,7 +13,6 @@ lists other refunds than the read-back.
 
 from __future__ import annotations
 
-import base64
 import json
 import tomllib
 from collections import Counter
@@ -34,6 +33,7 @@ from hypothesis.stateful import initialize
 from mock_server.app import create_app
 from mock_server.resources import spec_path
 from mock_server.settings import Settings
+from tests.conftest import basic
 
 HERE = Path(__file__).parent
 START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
@@ -43,7 +43,7 @@ SESSION_HEADER = "X-Sandbox-Session"
 SANDBOX = create_app(Settings(seed=11, admin_token=ADMIN_TOKEN), time_source=lambda: START)
 
 AFTERPAY_MERCHANT = "100101382"
-AFTERPAY_AUTH = "Basic " + base64.b64encode(b"100101382:sandbox-secret-key").decode()
+AFTERPAY_AUTH = basic()
 
 
 def load(name: str, **overrides: dict[str, Any]) -> Any:

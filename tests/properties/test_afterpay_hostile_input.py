@@ -17,8 +17,9 @@ from starlette.testclient import TestClient
 
 from mock_server.app import create_app
 from mock_server.settings import Settings
+from tests.conftest import basic
 
-HEADERS = {"Authorization": "Basic " + base64.b64encode(b"100101382:sandbox-secret-key").decode(),
+HEADERS = {"Authorization": basic(),
            "User-Agent": "PropertyTest/1.0", "Content-Type": "application/json",
            "Accept": "application/json"}
 ERROR_KEYS = ["errorCode", "errorId", "message", "httpStatusCode"]

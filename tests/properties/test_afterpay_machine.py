@@ -36,11 +36,12 @@ from starlette.testclient import TestClient
 from mock_server.app import create_app
 from mock_server.core.clock import iso_millis
 from mock_server.settings import Settings
+from tests.conftest import basic
 
 START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
 REFUND_WINDOW = timedelta(days=120)  # docs: no refunds later than 120 days after creation
 IDEMPOTENCY_TTL = timedelta(days=7)  # Decision (openapi/afterpay.yaml, createRefund)
-AUTH = "Basic " + base64.b64encode(b"100101382:sandbox-secret-key").decode()
+AUTH = basic()
 HEADERS = {"Authorization": AUTH, "Content-Type": "application/json",
            "User-Agent": "LedgerMachine/1.0 (Python/3.11; Merchant/100101382) https://m.example"}
 

@@ -4,7 +4,6 @@ what was captured, each is recorded exactly once, and every replay is byte-ident
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 from collections.abc import Iterator
@@ -20,11 +19,12 @@ from starlette.testclient import TestClient
 
 from mock_server.app import create_app
 from mock_server.settings import Settings
+from tests.conftest import basic
 
 ORDER = "100101785223"  # the default world's refundable payment: 120.00 AUD captured
 CAPTURED = Decimal("120.00")
 TTL = timedelta(days=7)
-HEADERS = {"Authorization": "Basic " + base64.b64encode(b"100101382:sandbox-secret-key").decode(),
+HEADERS = {"Authorization": basic(),
            "User-Agent": "PropertyTest/1.0 (Python/3.11; Merchant/100101382) https://example.com",
            "Content-Type": "application/json", "Accept": "application/json"}
 _sessions = itertools.count()

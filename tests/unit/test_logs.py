@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import logging
@@ -22,6 +21,7 @@ from mock_server.logs import (
     log_access,
 )
 from mock_server.settings import Settings
+from tests.conftest import AFTERPAY_SECRET, basic
 
 CREATED = 1_793_523_600.123  # 2026-11-01T09:00:00.123Z
 
@@ -95,7 +95,7 @@ def test_text_names_uvicorn_plainly() -> None:
 
 
 @pytest.mark.parametrize(("text", "masked"), [
-    ("Authorization: Basic MTAwMTAxMzgyOnNhbmRib3gtc2VjcmV0LWtleQ==",
+    (f"Authorization: {basic()}",
      f"Authorization: Basic {MASK}"),
     ("sent Bearer abc.def-ghi_jkl", f"sent Bearer {MASK}"),
     ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl here", f"token {MASK} here"),
@@ -127,9 +127,7 @@ def test_configured_secrets_are_masked_wherever_they_appear() -> None:
 
 # -- a whole run: nothing a client sends as a credential reaches the log -------------------------
 
-AFTERPAY_SECRET = "sandbox-secret-key"
-AFTERPAY_BASIC = base64.b64encode(f"100101382:{AFTERPAY_SECRET}".encode()).decode()
-AFTERPAY_HEADERS = {"Authorization": f"Basic {AFTERPAY_BASIC}",
+AFTERPAY_HEADERS = {"Authorization": basic(),
                     "User-Agent": "Shop/1.0 (Python; Merchant/100101382) https://shop.example"}
 ADMIN_TOKEN = "admin-token-5f2b9c"
 JWT_SECRET = "jwt-key-9d8e7f6a5b-4c3d2e1f0a9b8c7d6e5f"
@@ -183,7 +181,7 @@ def test_a_run_with_credentials_never_logs_them(fmt: str, log_output: io.StringI
     monkeypatch.setitem(optty.handlers, "getOrder", original)
     output = log_output.getvalue()
     assert "createRefund" in output and "issueToken" in output and "cannot handle" in output
-    for secret in (AFTERPAY_BASIC, AFTERPAY_SECRET, "sandbox-secret", jwt,
+    for secret in (basic().split()[1], AFTERPAY_SECRET, "sandbox-secret", jwt,
                    jwt.split(".")[2], ADMIN_TOKEN, JWT_SECRET):
         assert secret not in output
     if fmt == "json":

@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from mock_server.afterpay import handlers
 from mock_server.app import create_app
 from mock_server.settings import Settings
+from tests.conftest import basic
 from tests.interleave import ExclusionProbe, probe_ledger_refunds
 
 KEYS = {"requestId": "req-1", "merchantReference": "refund-1"}
@@ -392,7 +393,7 @@ def test_concurrent_sessions_on_a_fresh_app() -> None:
 
     async def scenario():
         async with _async_client(app) as client:
-            headers = {"Authorization": "Basic MTAwMTAxMzgyOnNhbmRib3gtc2VjcmV0LWtleQ==",
+            headers = {"Authorization": basic(),
                        "User-Agent": "t", "Content-Type": "application/json"}
             return await asyncio.gather(*[
                 client.post("/v2/payments/100101785223/refund",
