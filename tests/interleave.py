@@ -7,13 +7,13 @@ happens; with a broken one (a no-op, or a section that skips its lock) the secon
 time, and is counted as an overlap. The last thread with work left waits for nobody.
 
 It wraps what guards the section (a lock, or a stand-in with no `acquire`: then nothing is
-turned away) and is entered from inside the section through a callback the section runs.
+turned away) and is entered from inside the section, from a step the section takes.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -100,16 +100,16 @@ class _ProbedGuard:
         return None
 
 
-def probe_ledger_refunds(ledger: Any, probe: ExclusionProbe) -> None:
-    """Puts `probe` around an InMemoryLedger's lock and inside its atomic refund step (the
-    refund's builder runs there)."""
+def probe_ledger(ledger: Any, probe: ExclusionProbe) -> None:
+    """Puts `probe` around an InMemoryLedger's lock and inside its atomic steps (refund,
+    capture, void): each stops at the probe where it keeps its idempotent answer, after its
+    check and its record, before it lets go of the lock."""
     ledger._lock = probe.guard(ledger._lock)
-    original: Callable[..., Any] = ledger.refund
+    keep = ledger._keep
 
-    def refund(key: Any, amount: Any, build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        def probed_build(left: Any) -> Any:
-            probe.inside()
-            return build(left)
-        return original(key, amount, probed_build, *args, **kwargs)
+    def probed_keep(*args: Any) -> None:
+        probe.inside()
+        keep(*args)
 
-    ledger.refund = refund
+    ledger._keep = probed_keep
+

@@ -284,23 +284,22 @@ class AfterpayModel:
         now = session.clock.now()
         self.check_refundable(session, payment, request, now)
         state: AfterpayState = session.state(PROVIDER)
-        body: bytes = b""
-
-        def build(_left: Decimal) -> tuple[RefundEntry, StoredAnswer | None]:
-            nonlocal body
-            refund_id = self._new_refund_id(session, state)
-            entry = RefundEntry(refund_id, request.amount, now, _references(request))
-            body = dumps(request.refund_body(refund_id, iso_millis(now)))
-            answer = None
-            if key is not None:
-                # Decision: only a success is kept for replay (see the fidelity notes)
-                answer = StoredAnswer(201, (), body, fingerprint(payment.id, request),
-                                      now + session.settings.idempotency_ttl)
-            return entry, answer
-
+        view = session.ledger.view(payment.account)
+        if view is None or request.amount > view.remaining:
+            raise errors.InvalidAmount()  # refused before a refund id is taken
+        refund_id = self._new_refund_id(session, state)
+        entry = RefundEntry(refund_id, request.amount, now, _references(request))
+        body = dumps(request.refund_body(refund_id, iso_millis(now)))
+        answer = None
+        if key is not None:
+            # Decision: only a success is kept for replay (see the fidelity notes)
+            answer = StoredAnswer(201, (), body, fingerprint(payment.id, request),
+                                  now + session.settings.idempotency_ttl)
         try:
-            entry = session.ledger.refund(payment.account, request.amount, build, key)
+            # the atomic step checks again: a concurrent refund may have taken the money since
+            session.ledger.refund(payment.account, entry, key, answer)
         except RefundExceeded:
+            state.refund_ids.discard(refund_id)
             raise errors.InvalidAmount() from None
         return entry, body
 

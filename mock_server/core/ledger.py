@@ -1,10 +1,14 @@
-"""The money ledger: one atomic check-and-record refund step per order, plus idempotency records."""
+"""The money ledger: per order, what was authorised, captured, voided and refunded, changed only
+by atomic check-and-record steps (refund, capture, void), plus idempotency records.
+
+Every atomic step takes plain data (the amount, the refund to record, the answer to keep) and
+runs no caller's code inside it, so one SQL transaction or one Redis script can carry each."""
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -61,10 +65,19 @@ class AccountView:
     captured: Decimal
     refunded: Decimal
     refunds: tuple[RefundEntry, ...]
+    # what the shopper's approval allows to be captured (equal to `captured` when the payment
+    # was captured at once) and what of it was given up without capture
+    authorised: Decimal = Decimal(0)
+    voided: Decimal = Decimal(0)
 
     @property
     def remaining(self) -> Decimal:
+        """What is left to refund."""
         return self.captured - self.refunded
+
+    @property
+    def open_to_capture(self) -> Decimal:
+        return self.authorised - self.captured - self.voided
 
 
 class RefundExceeded(Exception):
@@ -75,25 +88,30 @@ class RefundExceeded(Exception):
         self.remaining = remaining
 
 
+class CaptureExceeded(Exception):
+    """A capture or void asked for more than is open to capture; nothing was recorded."""
+
+    def __init__(self, open_to_capture: Decimal) -> None:
+        super().__init__(f"only {open_to_capture} open to capture")
+        self.open_to_capture = open_to_capture
+
+
 class UnknownAccount(KeyError):
     pass
-
-
-# Builds the refund and, when the request is idempotent, the answer to keep; called inside the
-# atomic step with what will be left after the refund.
-RefundBuilder = Callable[[Decimal], tuple[RefundEntry, StoredAnswer | None]]
 
 
 class Ledger(ABC):
     """What a backend (in-memory now; SQLite or Redis later) must provide.
 
-    `refund` is the one operation that must be atomic per account: check what is left, record the
-    refund and store the idempotent answer, all or nothing.
+    `refund`, `capture` and `void` are atomic per account: check, record, and store the answer
+    to replay under its idempotency key, all or nothing. They take plain data only.
     """
 
     @abstractmethod
     def open(self, key: AccountKey, currency: str, captured: Decimal,
-             refunds: Iterable[RefundEntry] = ()) -> None: ...
+             refunds: Iterable[RefundEntry] = (), *, authorised: Decimal | None = None,
+             voided: Decimal = Decimal(0)) -> None:
+        """Opens (or replaces) an account; `authorised` defaults to `captured`."""
 
     @abstractmethod
     def view(self, key: AccountKey) -> AccountView | None: ...
@@ -107,8 +125,23 @@ class Ledger(ABC):
         """Gives up a claim that ended without a stored answer (the request failed)."""
 
     @abstractmethod
-    def refund(self, key: AccountKey, amount: Decimal, build: RefundBuilder,
-               idempotency_key: IdempotencyKey | None = None) -> RefundEntry: ...
+    def refund(self, key: AccountKey, entry: RefundEntry,
+               idempotency_key: IdempotencyKey | None = None,
+               answer: StoredAnswer | None = None) -> RefundEntry:
+        """Records `entry` if what is left to refund covers its amount (else RefundExceeded)."""
+
+    @abstractmethod
+    def capture(self, key: AccountKey, amount: Decimal,
+                idempotency_key: IdempotencyKey | None = None,
+                answer: StoredAnswer | None = None) -> AccountView:
+        """Captures `amount` if it is open to capture (else CaptureExceeded)."""
+
+    @abstractmethod
+    def void(self, key: AccountKey, amount: Decimal | None = None,
+             idempotency_key: IdempotencyKey | None = None,
+             answer: StoredAnswer | None = None) -> AccountView:
+        """Voids `amount` of what is open to capture, or all of it when None (else
+        CaptureExceeded)."""
 
     @abstractmethod
     def settle(self, key: AccountKey, refund_id: str, details: Mapping[str, Any],
@@ -141,6 +174,12 @@ class _Account:
     captured: Decimal
     refunded: Decimal
     refunds: list[_Stored]
+    authorised: Decimal
+    voided: Decimal
+
+    def view(self) -> AccountView:
+        return AccountView(self.currency, self.captured, self.refunded,
+                           tuple(map(_load, self.refunds)), self.authorised, self.voided)
 
 
 class InMemoryLedger(Ledger):
@@ -152,22 +191,23 @@ class InMemoryLedger(Ledger):
         self._answers: dict[IdempotencyKey, _Stored | InFlight] = {}
 
     def open(self, key: AccountKey, currency: str, captured: Decimal,
-             refunds: Iterable[RefundEntry] = ()) -> None:
+             refunds: Iterable[RefundEntry] = (), *, authorised: Decimal | None = None,
+             voided: Decimal = Decimal(0)) -> None:
         entries = list(refunds)
         refunded = sum((e.amount for e in entries if not e.reversed), Decimal(0))
         if refunded > captured:
             raise RefundExceeded(captured - refunded)
+        authorised = captured if authorised is None else authorised
+        if captured + voided > authorised:
+            raise CaptureExceeded(authorised - captured - voided)
         with self._lock:
             self._accounts[key] = _Account(currency, captured, refunded,
-                                           [_store(e) for e in entries])
+                                           [_store(e) for e in entries], authorised, voided)
 
     def view(self, key: AccountKey) -> AccountView | None:
         with self._lock:
             account = self._accounts.get(key)
-            if account is None:
-                return None
-            return AccountView(account.currency, account.captured, account.refunded,
-                               tuple(map(_load, account.refunds)))
+            return None if account is None else account.view()
 
     def claim(self, key: IdempotencyKey, now: datetime) -> StoredAnswer | InFlight | None:
         with self._lock:
@@ -188,21 +228,53 @@ class InMemoryLedger(Ledger):
             if self._answers.get(key) is IN_FLIGHT:
                 del self._answers[key]
 
-    def refund(self, key: AccountKey, amount: Decimal, build: RefundBuilder,
-               idempotency_key: IdempotencyKey | None = None) -> RefundEntry:
+    def refund(self, key: AccountKey, entry: RefundEntry,
+               idempotency_key: IdempotencyKey | None = None,
+               answer: StoredAnswer | None = None) -> RefundEntry:
         with self._lock:
-            account = self._accounts.get(key)
-            if account is None:
-                raise UnknownAccount(key)
+            account = self._account(key)
             remaining = account.captured - account.refunded
-            if amount > remaining:
+            if entry.amount > remaining:
                 raise RefundExceeded(remaining)
-            entry, answer = build(remaining - amount)
             account.refunds.append(_store(entry))
-            account.refunded += amount
-            if idempotency_key is not None and answer is not None:
-                self._answers[idempotency_key] = tuple(answer)
+            account.refunded += entry.amount
+            self._keep(idempotency_key, answer)
             return entry
+
+    def capture(self, key: AccountKey, amount: Decimal,
+                idempotency_key: IdempotencyKey | None = None,
+                answer: StoredAnswer | None = None) -> AccountView:
+        with self._lock:
+            account = self._account(key)
+            open_to_capture = account.authorised - account.captured - account.voided
+            if amount > open_to_capture:
+                raise CaptureExceeded(open_to_capture)
+            account.captured += amount
+            self._keep(idempotency_key, answer)
+            return account.view()
+
+    def void(self, key: AccountKey, amount: Decimal | None = None,
+             idempotency_key: IdempotencyKey | None = None,
+             answer: StoredAnswer | None = None) -> AccountView:
+        with self._lock:
+            account = self._account(key)
+            open_to_capture = account.authorised - account.captured - account.voided
+            amount = open_to_capture if amount is None else amount
+            if amount > open_to_capture:
+                raise CaptureExceeded(open_to_capture)
+            account.voided += amount
+            self._keep(idempotency_key, answer)
+            return account.view()
+
+    def _account(self, key: AccountKey) -> _Account:
+        account = self._accounts.get(key)
+        if account is None:
+            raise UnknownAccount(key)
+        return account
+
+    def _keep(self, idempotency_key: IdempotencyKey | None, answer: StoredAnswer | None) -> None:
+        if idempotency_key is not None and answer is not None:
+            self._answers[idempotency_key] = tuple(answer)
 
     def settle(self, key: AccountKey, refund_id: str, details: Mapping[str, Any],
                reverse: bool = False) -> RefundEntry:

@@ -348,21 +348,21 @@ class OpttyModel(OpttySeeding):
         state.callbacks.settle_due(session, now)
         status = STATUS_PENDING if rules.async_refunds else STATUS_SUCCESSFUL
         callback_url = merchant.webhook_url if rules.async_refunds else None
-        body: dict[str, Any] = {}
-
-        def build(_left: Decimal) -> tuple[RefundEntry, StoredAnswer | None]:
-            refund_id = session.ids.uuid()
-            body.update(refund_body(order, refund, refund_id, status, now, callback_url))
-            details: dict[str, Any] = {"refundReference": refund.refund_reference,
-                                       "status": status, "description": refund.description}
-            if callback_url is not None:
-                details["callbackUrl"] = callback_url
-            entry = RefundEntry(refund_id, refund.amount, now, details)
-            # the reference stays taken for good: a second use is refused, never replayed
-            return entry, StoredAnswer(201, (), b"", refund.refund_reference, None)
-
+        view = session.ledger.view(order.account)
+        if view is not None and refund.amount > view.remaining:
+            raise errors.over_refund(order.currency, view.remaining)  # before an id is taken
+        refund_id = session.ids.uuid()
+        body: dict[str, Any] = refund_body(order, refund, refund_id, status, now, callback_url)
+        details: dict[str, Any] = {"refundReference": refund.refund_reference,
+                                   "status": status, "description": refund.description}
+        if callback_url is not None:
+            details["callbackUrl"] = callback_url
+        entry = RefundEntry(refund_id, refund.amount, now, details)
+        # the reference stays taken for good: a second use is refused, never replayed
+        taken = StoredAnswer(201, (), b"", refund.refund_reference, None)
         try:
-            entry = session.ledger.refund(order.account, refund.amount, build, claim.key)
+            # the atomic step checks again: a concurrent refund may have taken the money since
+            session.ledger.refund(order.account, entry, claim.key, taken)
         except RefundExceeded as exc:
             raise errors.over_refund(order.currency, exc.remaining) from None
         claim.done = True

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from mock_server.app import SandboxApp
 from tests.conftest import AFTERPAY_HEADERS
-from tests.interleave import ExclusionProbe, probe_ledger_refunds
+from tests.interleave import ExclusionProbe, probe_ledger
 
 PAYMENT = "/v2/payments/100101785223"  # 120.00 captured in the default world
 REFUND = {"amount": {"amount": "0.50", "currency": "AUD"}}
@@ -34,7 +34,7 @@ def test_threads_through_the_http_layer(app: SandboxApp) -> None:
     # thread, so handlers really run at the same time and only the ledger's atomic step protects
     # the money.
     probe = ExclusionProbe(workers=16)
-    probe_ledger_refunds(app.world.session("default").ledger, probe)
+    probe_ledger(app.world.session("default").ledger, probe)
     client = TestClient(app)
     statuses: list[int] = []
     lock = threading.Lock()

@@ -18,7 +18,7 @@ from mock_server.afterpay import handlers
 from mock_server.app import create_app
 from mock_server.settings import Settings
 from tests.conftest import basic
-from tests.interleave import ExclusionProbe, probe_ledger_refunds
+from tests.interleave import ExclusionProbe, probe_ledger
 
 KEYS = {"requestId": "req-1", "merchantReference": "refund-1"}
 CONFLICT = ("conflict", "Request is still being processed. Retry with the same requestId.")
@@ -366,7 +366,7 @@ def test_concurrent_refunds_from_threads(afterpay) -> None:
     # (a TestClient outside `with` runs each request on its own loop in the calling thread)
     app = afterpay.client.app
     probe = ExclusionProbe(workers=8)
-    probe_ledger_refunds(app.world.session("default").ledger, probe)
+    probe_ledger(app.world.session("default").ledger, probe)
     client = TestClient(app)
     answers: list[httpx.Response] = []
 
