@@ -29,7 +29,7 @@ REASON_SCOPE = "scope is not api-user"
 # the integrator's choice, not something to warn about on every request.
 try:
     from jwt.warnings import InsecureKeyLengthWarning
-except ImportError:  # PyJWT before 2.10 does not warn about key length
+except ImportError:  # older PyJWT releases do not warn about key length
     pass
 else:
     warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
