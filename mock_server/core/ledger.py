@@ -189,6 +189,9 @@ class InMemoryLedger(Ledger):
         self._lock = threading.Lock()
         self._accounts: dict[AccountKey, _Account] = {}
         self._answers: dict[IdempotencyKey, _Stored | InFlight] = {}
+        # the idempotency keys whose answers an account's steps stored: a re-seeded account
+        # forgets them with its refunds, so no replay returns a refund the account no longer has
+        self._keys_of: dict[AccountKey, list[IdempotencyKey]] = {}
 
     def open(self, key: AccountKey, currency: str, captured: Decimal,
              refunds: Iterable[RefundEntry] = (), *, authorised: Decimal | None = None,
@@ -201,6 +204,8 @@ class InMemoryLedger(Ledger):
         if captured + voided > authorised:
             raise CaptureExceeded(authorised - captured - voided)
         with self._lock:
+            for forgotten in self._keys_of.pop(key, ()):
+                self._answers.pop(forgotten, None)
             self._accounts[key] = _Account(currency, captured, refunded,
                                            [_store(e) for e in entries], authorised, voided)
 
@@ -238,7 +243,7 @@ class InMemoryLedger(Ledger):
                 raise RefundExceeded(remaining)
             account.refunds.append(_store(entry))
             account.refunded += entry.amount
-            self._keep(idempotency_key, answer)
+            self._keep(key, idempotency_key, answer)
             return entry
 
     def capture(self, key: AccountKey, amount: Decimal,
@@ -250,7 +255,7 @@ class InMemoryLedger(Ledger):
             if amount > open_to_capture:
                 raise CaptureExceeded(open_to_capture)
             account.captured += amount
-            self._keep(idempotency_key, answer)
+            self._keep(key, idempotency_key, answer)
             return account.view()
 
     def void(self, key: AccountKey, amount: Decimal | None = None,
@@ -263,7 +268,7 @@ class InMemoryLedger(Ledger):
             if amount > open_to_capture:
                 raise CaptureExceeded(open_to_capture)
             account.voided += amount
-            self._keep(idempotency_key, answer)
+            self._keep(key, idempotency_key, answer)
             return account.view()
 
     def _account(self, key: AccountKey) -> _Account:
@@ -272,9 +277,11 @@ class InMemoryLedger(Ledger):
             raise UnknownAccount(key)
         return account
 
-    def _keep(self, idempotency_key: IdempotencyKey | None, answer: StoredAnswer | None) -> None:
+    def _keep(self, key: AccountKey, idempotency_key: IdempotencyKey | None,
+              answer: StoredAnswer | None) -> None:
         if idempotency_key is not None and answer is not None:
             self._answers[idempotency_key] = tuple(answer)
+            self._keys_of.setdefault(key, []).append(idempotency_key)
 
     def settle(self, key: AccountKey, refund_id: str, details: Mapping[str, Any],
                reverse: bool = False) -> RefundEntry:

@@ -8,7 +8,7 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import AFTERPAY_HEADERS, basic
+from tests.conftest import AFTERPAY_HEADERS, basic, optty_token
 
 SCENARIO = """\
 name: extra
@@ -123,3 +123,55 @@ def test_same_name_replaces_the_earlier_faults(client: TestClient) -> None:
     listed = client.get("/__admin/scenarios").json()["scenarios"]
     assert [s["name"] for s in listed] == ["default", "extra"]
     assert listed[1]["faults"][0]["remaining"] == 5
+
+
+# -- re-seeding an order that has refunds ------------------------------------------------------
+# The rule (docs/fidelity.md): a payment or order seeded again is the new one, whole. Its earlier
+# refunds and the idempotency records they left are forgotten together, so a read-back and a
+# replay never disagree.
+
+RESEED = """\
+name: reseed
+afterpay:
+  payments:
+    - {id: "100101785223", merchantId: "100101382", amount: "50.00"}
+"""
+
+
+def test_reseeding_a_payment_forgets_its_refunds_and_their_replays(client: TestClient) -> None:
+    refund = {"requestId": "rs-1", "merchantReference": "rs-ref",
+              "amount": {"amount": "10.00", "currency": "AUD"}}
+    first = client.post("/v2/payments/100101785223/refund", json=refund,
+                        headers=AFTERPAY_HEADERS)
+    assert first.status_code == 201
+    assert client.post("/__admin/scenarios", content=RESEED).status_code == 201
+
+    payment = client.get("/v2/payments/100101785223", headers=AFTERPAY_HEADERS).json()
+    assert payment["refunds"] == []
+    assert payment["openToRefundAmount"] == {"amount": "50.00", "currency": "AUD"}
+    again = client.post("/v2/payments/100101785223/refund", json=refund,
+                        headers=AFTERPAY_HEADERS)
+    # not a replay of a refund the payment no longer lists: a new refund of the new payment
+    assert again.status_code == 201
+    assert again.json()["refundId"] != first.json()["refundId"]
+    listed = client.get("/v2/payments/100101785223", headers=AFTERPAY_HEADERS).json()["refunds"]
+    assert [r["refundId"] for r in listed] == [again.json()["refundId"]]
+
+
+def test_reseeding_an_order_frees_the_references_of_its_refunds(client: TestClient) -> None:
+    token = optty_token(client)
+    bearer = {"Authorization": f"Bearer {token}"}
+    body = {"refundReference": "rs-opt", "refundAmount": {"amount": 5, "currency": "AUD"},
+            "refundDescription": "x"}
+    assert client.post("/orders/ORD-1001/refund", json=body, headers=bearer).status_code == 201
+    reseed = ("name: reseed-o\noptty:\n  orders:\n"
+              "    - {orderReference: ORD-1001, merchantId: sandbox-merchant, "
+              "bnplProvider: ZIP_AU, amount: '40.00', currency: AUD, status: SUCCESSFUL}\n")
+    assert client.post("/__admin/scenarios", content=reseed).status_code == 201
+
+    order = client.get("/orders/ORD-1001", headers=bearer).json()
+    assert order["refunds"] == []
+    again = client.post("/orders/ORD-1001/refund", json=body, headers=bearer)
+    assert again.status_code == 201, again.text
+    assert [r["refundReference"] for r in
+            client.get("/orders/ORD-1001", headers=bearer).json()["refunds"]] == ["rs-opt"]
