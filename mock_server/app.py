@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
@@ -69,8 +70,7 @@ class SandboxApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    for hook in self.startup_hooks:
-                        await hook()
+                    await self._run_startup_hooks()
                 except Exception as exc:  # noqa: BLE001 - reported to the server, not raised
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -79,6 +79,21 @@ class SandboxApp:
                 await self._run_shutdown_hooks()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, host: object = None) -> AsyncIterator[None]:
+        """The sandbox's start-up and shutdown for a host that mounts it (an ASGI server sends
+        lifespan events to the host only):
+        `Starlette(routes=[Mount("/sandbox", app=sandbox)], lifespan=sandbox.lifespan)`."""
+        await self._run_startup_hooks()
+        try:
+            yield
+        finally:
+            await self._run_shutdown_hooks()
+
+    async def _run_startup_hooks(self) -> None:
+        for hook in self.startup_hooks:
+            await hook()
 
     def shutdown_remaining(self) -> float:
         """Seconds left of the shutdown grace period (a hook's budget, e.g. to drain callbacks)."""
@@ -140,6 +155,9 @@ class SandboxApp:
         started = time.perf_counter()
         self.requests_started += 1
         path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path):]  # mounted: the sandbox's paths start under its mount
         headers = RequestHeaders(scope["headers"])
         session_name = headers.get(SESSION_HEADER)
         if path.startswith(_SESSION_PREFIX):
