@@ -1,0 +1,139 @@
+"""Where session state lives, named by a URL (`--store`): `memory` (this process only),
+`sqlite:PATH` (a file, durable), `redis://HOST:PORT/DB` (shared by processes and machines).
+
+A Store makes each session's ledger, and can describe and wipe itself (`mock-server store`)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mock_server.core.ledger import InMemoryLedger, Ledger
+from mock_server.core.ledger_codec import FORMAT_VERSION, StoreFormatError
+
+__all__ = ["Store", "StoreError", "StoreFormatError", "open_store", "parse_store_url"]
+
+
+class StoreError(Exception):
+    """A store URL that names no usable store (one line, for the command line)."""
+
+
+@dataclass(frozen=True)
+class StoreUrl:
+    kind: str  # "memory", "sqlite" or "redis"
+    target: str  # the file, or the Redis URL; "" for memory
+
+    @property
+    def shared(self) -> bool:
+        """Whether several processes can serve from it (--workers)."""
+        return self.kind != "memory"
+
+
+def parse_store_url(text: str) -> StoreUrl:
+    value = text.strip()
+    if value in ("", "memory", "memory:"):
+        return StoreUrl("memory", "")
+    if value.startswith("sqlite:"):
+        path = value[len("sqlite:"):]
+        if path.startswith("//"):  # sqlite:///abs/path, the SQLAlchemy spelling
+            path = path[2:]
+        if not path:
+            raise StoreError("sqlite: needs a file, e.g. sqlite:/var/lib/sandbox.db")
+        return StoreUrl("sqlite", path)
+    if value.startswith(("redis://", "rediss://", "unix://")):
+        return StoreUrl("redis", value)
+    raise StoreError(f"{text!r} is not a store: use memory, sqlite:PATH or redis://HOST:PORT/DB")
+
+
+@dataclass
+class Store:
+    url: StoreUrl
+    _handle: Any = field(default=None, repr=False)
+
+    def ledger(self, namespace: str) -> Ledger:
+        """The ledger of one session."""
+        if self.url.kind == "memory":
+            return InMemoryLedger()
+        if self.url.kind == "sqlite":
+            from mock_server.core.ledger_sqlite import SqliteLedger
+
+            return SqliteLedger(self._handle, namespace)
+        from mock_server.core.ledger_redis import RedisLedger
+
+        return RedisLedger(self._handle, namespace)
+
+    def info(self) -> Mapping[str, Any]:
+        """What the store holds: its kind, format, and counts per session."""
+        described: dict[str, Any] = {"store": self.url.kind, "format": FORMAT_VERSION}
+        if self.url.kind == "memory":
+            described["sessions"] = {}
+            return described
+        if self.url.kind == "sqlite":
+            described["path"] = self.url.target
+            sessions: dict[str, dict[str, int]] = {}
+            for table, name in (("accounts", "accounts"), ("refunds", "refunds"),
+                                ("answers", "idempotencyRecords")):
+                for ns, count in self._handle.execute(
+                        f"SELECT ns, COUNT(*) FROM {table} GROUP BY ns"):  # noqa: S608
+                    sessions.setdefault(ns, {"accounts": 0, "refunds": 0,
+                                             "idempotencyRecords": 0})[name] = count
+            described["sessions"] = sessions
+            return described
+        names = sorted({key.decode().split("}", 1)[0][len("rms:{"):]
+                        for key in self._handle.scan_iter(match="rms:{*", count=1000)})
+        described["url"] = self.url.target
+        described["sessions"] = {name: dict(self.ledger(name).stats()) for name in names}
+        return described
+
+    def wipe(self) -> int:
+        """Forgets everything the store holds; returns how many sessions it held."""
+        sessions = len(self.info()["sessions"])
+        if self.url.kind == "sqlite":
+            for table in ("accounts", "refunds", "answers"):
+                self._handle.execute(f"DELETE FROM {table}")  # noqa: S608
+        elif self.url.kind == "redis":
+            keys = list(self._handle.scan_iter(match="rms:{*", count=1000))
+            for start in range(0, len(keys), 500):
+                self._handle.delete(*keys[start:start + 500])
+        return sessions
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
+def open_store(text: str, *, create: bool = True) -> Store:
+    """Opens (and for a new SQLite file, makes) the store at `text`; StoreError or
+    StoreFormatError with one line when it cannot."""
+    url = parse_store_url(text)
+    if url.kind == "memory":
+        return Store(url)
+    if url.kind == "sqlite":
+        from mock_server.core.ledger_sqlite import connect
+
+        path = Path(url.target)
+        if not create and not path.exists():
+            raise StoreError(f"{url.target}: no such store file")
+        if path.parent and not path.parent.is_dir():
+            raise StoreError(f"{url.target}: the folder {path.parent} does not exist")
+        try:
+            return Store(url, connect(url.target))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{url.target}: not a store ({exc})") from None
+    try:
+        import redis
+    except ImportError:
+        raise StoreError("redis:// stores need redis-py: pip install "
+                         "'refund-mock-server[redis]'") from None
+    from mock_server.core.ledger_redis import RedisLedger
+
+    client = redis.Redis.from_url(url.target)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise StoreError(f"{url.target}: {exc}") from None
+    RedisLedger.check_format(client)
+    return Store(url, client)
