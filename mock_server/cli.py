@@ -59,6 +59,14 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
+def _networks(text: str) -> tuple[str, ...]:
+    from mock_server.core.targets import parse_networks
+    try:
+        return parse_networks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 # flag -> (type, help); each is also read from MOCK_SERVER_<FLAG>
 _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
     "host": (str, "address to bind (default 127.0.0.1)"),
@@ -77,6 +85,18 @@ _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
     "max-body-bytes": (_positive_int, "largest request body accepted (default 1048576)"),
     "shutdown-timeout": (_duration, "on SIGTERM/SIGINT, how long in-flight requests and pending "
                                     "callbacks get to finish (default 5s)"),
+    "max-sessions": (_positive_int, "sessions kept at most; beyond, the least recently used idle "
+                                    "one is evicted (default 1000)"),
+    "session-idle-ttl": (_duration, "forget a session unused for this long (default: never)"),
+    "max-fault-rules": (_positive_int, "fault rules one session may hold (default 1000)"),
+    "max-scenario-bytes": (_positive_int, "largest scenario document POSTed at run time "
+                                          "(default 262144)"),
+    "max-connections": (_positive_int, "open connections at most; beyond, the longest idle one "
+                                       "is closed (default 1000)"),
+    "keep-alive-timeout": (_duration, "close a connection idle for this long, before its first "
+                                      "request or between requests (default 5s)"),
+    "webhook-allow": (_networks, "networks callbacks may go to, comma-separated, or 'any' "
+                                 "(default: loopback and private ranges)"),
 }
 _CHOICES = {"log-format": ("text", "json"), "log-level": ("debug", "info", "warning", "error")}
 

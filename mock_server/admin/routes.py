@@ -145,9 +145,13 @@ class AdminApp:
     # -- operations -------------------------------------------------------------------------
 
     async def health(self, ctx: Context) -> Response:
+        world = self.app.world
         return json_response({"status": "ok", "version": __version__,
-                              "sessions": len(self.app.world.sessions()),
-                              "uptimeSeconds": round(time.monotonic() - self.app.started_at, 3)})
+                              "sessions": len(world.sessions()),
+                              "uptimeSeconds": round(time.monotonic() - self.app.started_at, 3),
+                              "maxSessions": world.settings.max_sessions,
+                              "sessionsEvicted": world.evicted,
+                              "sessionsExpired": world.expired})
 
     async def reset(self, ctx: Context) -> Response:
         self.app.world.reset(ctx.session.name)
