@@ -243,6 +243,32 @@ def _batch_access_lines(app: Any) -> None:
     app.shutdown_hooks.append(stop)
 
 
+# file descriptors kept free for what is not a client connection (the listening socket, logs,
+# scenario files, outgoing callbacks)
+_SPARE_FILES = 64
+
+
+def _guarded_protocol(settings: Settings, log: logging.Logger) -> type:
+    """uvicorn's HTTP protocol under the sandbox's connection limits (mock_server.connections),
+    after the soft open-file limit has been raised to the hard one."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from mock_server.connections import ConnectionGuard, raise_open_file_limit
+
+    limits = raise_open_file_limit()
+    cap = settings.max_connections
+    if limits is not None:
+        before, after = limits
+        if after != before:
+            log.debug("open-file limit raised from %d to %d", before, after)
+        if after - _SPARE_FILES < cap:
+            cap = max(after - _SPARE_FILES, 1)
+            log.warning("the open-file limit (%d) allows %d connections, not %d "
+                        "(--max-connections)", after, cap, settings.max_connections)
+    guard = ConnectionGuard(cap, settings.keep_alive_timeout.total_seconds())
+    return guard.protocol(AutoHTTPProtocol)
+
+
 def serve(settings: Settings, app: Any = None) -> int:
     import uvicorn
 
@@ -265,12 +291,16 @@ def serve(settings: Settings, app: Any = None) -> int:
     host, port = sock.getsockname()[:2]
     log.info("refund-mock-server %s listening on http://%s:%s",
              __version__, f"[{host}]" if ":" in host else host, port)
+    protocol = _guarded_protocol(settings, log)
+    keep_alive = settings.keep_alive_timeout.total_seconds()
     grace = settings.shutdown_timeout.total_seconds()
     # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for
     # proxy_headers off: nothing in the sandbox reads the client address or scheme, and uvicorn
     # would otherwise copy every request's headers into a dict to look for X-Forwarded-*
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
                             proxy_headers=False,
+                            http=protocol,
+                            timeout_keep_alive=keep_alive,  # type: ignore[arg-type]
                             log_level=settings.log_level,
                             timeout_graceful_shutdown=grace)  # type: ignore[arg-type]
     server = _server_class()(config, app, grace)
