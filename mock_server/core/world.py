@@ -280,6 +280,8 @@ class World:
         gone: list[str] = []
         with self._lock:
             for name, candidate in list(self._sessions.items()):
+                if name == DEFAULT_SESSION:
+                    continue  # never expires
                 if candidate.used_at > cutoff:
                     break  # the rest were used more recently
                 if self._idle(candidate):
