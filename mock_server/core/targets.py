@@ -63,6 +63,8 @@ def is_admin_path(path: str) -> bool:
 
 def url_problem(url: str) -> str | None:
     """What is wrong with a callback URL on its face (no name is resolved); None if nothing."""
+    if "\\" in url or any(char.isspace() or ord(char) < 0x20 for char in url):
+        return NOT_HTTP  # browsers and some clients read a backslash as a slash
     try:
         parts = urlsplit(url)
         hostname = parts.hostname

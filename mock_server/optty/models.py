@@ -144,7 +144,8 @@ class OpttySeeding:
                 refused = literal_problem(m["webhookUrl"], session.settings.webhook_allow)
                 if refused is not None:
                     problems.append(scenario.problem(
-                        ("optty", "merchants", index, "webhookUrl"), refused))
+                        ("optty", "merchants", index, "webhookUrl"),
+                        f"optty.merchants[{index}].webhookUrl: {refused}"))
         # The document's own consistency (duplicates, money within one order) is checked when it
         # is parsed; what is left here depends on the session it is loaded into.
         reseeded = {(o["merchantId"], o["orderReference"]) for o in section.get("orders") or []}
