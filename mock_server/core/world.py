@@ -322,7 +322,9 @@ class World:
         """The startup world new sessions share; None when it cannot be shared (fault rules
         count per session, callbacks are per session): sessions then get a copy at once."""
         session = self._shell("<startup>")
-        instant = session.clock.now()
+        instant = self.time_source()
+        # seeded at one instant, as each session's own copy will be (World.materialise)
+        session.clock = SessionClock(lambda: instant)
         ids = session.ids.fork()
         self._seed(session, startup)  # raises ScenarioError
         shareable = not session.faults and all(self._shareable(provider, session)

@@ -8,7 +8,7 @@ import gc
 import json
 import logging
 import tracemalloc
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -58,8 +58,16 @@ def test_a_session_that_was_used_stays() -> None:
     assert [s.name for s in app.world.sessions()] == ["default", "ci-1"]
 
 
+class Ticking(ManualTime):
+    """A wall clock that moves a millisecond every time it is read."""
+
+    def __call__(self) -> datetime:
+        self.advance(milliseconds=1)
+        return self.now
+
+
 def test_a_new_session_reads_the_startup_world_until_it_writes() -> None:
-    app = create_app(Settings(seed=1))
+    app = create_app(Settings(seed=1), time_source=Ticking())
     world = app.world
     before = run(app, "GET", f"/v2/payments/{PAYMENT}", in_session("reader")).json()
     reader = world.acquire("reader")[0]
