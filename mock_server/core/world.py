@@ -198,10 +198,10 @@ class World:
         """A request uses the session: it becomes the most recently used."""
         session.last_used = self.time_source()
         session.used_at = self.monotonic()
-        try:
-            self._sessions.move_to_end(session.name)
-        except KeyError:  # discarded meanwhile: the request still finishes on it
-            pass
+        with self._lock:
+            if self._sessions.get(session.name) is session:
+                self._sessions.move_to_end(session.name)
+            # else discarded or reset meanwhile: the request still finishes on it
 
     def reset(self, name: str) -> Session:
         with self._lock:
@@ -224,7 +224,8 @@ class World:
             self._template = template
 
     def sessions(self) -> list[Session]:
-        return list(self._sessions.values())
+        with self._lock:
+            return list(self._sessions.values())
 
     def discard(self, name: str) -> bool:
         """Forgets a session (the pytest fixture's teardown: a long test run keeps no dead

@@ -162,6 +162,7 @@ def test_a_busy_session_is_not_evicted_and_a_full_house_answers_503() -> None:
         admin = run(app, "GET", "/sessions/newcomer/__admin/requests")
         assert admin.status == 503 and admin.json()["error"] == "service_unavailable"
         assert [s.name for s in app.world.sessions()] == ["default", "busy"]
+        assert len(app.world.acquire("default")[0].journal) == 0  # not journaled elsewhere
     finally:
         busy.active -= 1
     assert run(app, "GET", "/ping", {"x-sandbox-session": "newcomer"}).status == 200
