@@ -17,8 +17,6 @@ _ALNUM_OF_BYTE = bytes(ord(_LOWER_ALNUM[b % len(_LOWER_ALNUM)]) for b in range(2
 class IdSource:
     """Random-looking but reproducible ids: the same seed and session name give the same ids."""
 
-    __slots__ = ("_seed", "_random", "_lock", "_counters")
-
     def __init__(self, seed: int | None, session: str) -> None:
         # the generator (2.5 KB of state) is made on first use: most sessions draw no id
         self._seed = None if seed is None else (seed << 32) ^ zlib.crc32(session.encode())
