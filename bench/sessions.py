@@ -66,8 +66,9 @@ async def measure(n: int) -> None:
         after = tracemalloc.take_snapshot()
         tracemalloc.stop()
         grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
-        print(f"{label:22s} status {sorted(statuses)}  sessions {len(app.world.sessions()):5d}  "
-              f"{grown / n / 1024:6.1f} KB per request's session")
+        sessions = len(app.world.sessions())
+        sys.stdout.write(f"{label:22s} status {sorted(statuses)}  sessions {sessions:5d}  "
+                         f"{grown / n / 1024:6.1f} KB per request's session\n")
 
 
 if __name__ == "__main__":

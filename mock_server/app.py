@@ -259,6 +259,7 @@ class SandboxApp:
                 path=path, query=query_string.decode("latin-1"),
                 headers=scope["headers"], body=ctx.body)
         rule = None
+        response: Response | None = None
         try:
             if full is not None:
                 response = unavailable(provider, ctx, f"no room for a new session: {full}")
@@ -288,6 +289,7 @@ class SandboxApp:
             rule = None
             log.warning("shutdown: answered 503 to %s %s (session %s): still running when "
                         "--shutdown-timeout ended", method, path, session.name)
+        assert response is not None
         if ctx.warnings:
             response.headers[WARNING_HEADER] = "; ".join(ctx.warnings)
         lost: netfaults.FaultWithoutConnection | None = None

@@ -84,7 +84,7 @@ class Session:
     # draws for fault rules' `probability`: seeded like `ids`, but apart from them, so adding a
     # probabilistic rule does not change the ids a session hands out
     fault_chances: IdSource = field(default_factory=lambda: IdSource(None, ""))
-    # the wall clock's time of the last request that used the session
+    # the wall clock's time of the last request that used the session (or of its creation)
     last_used: datetime | None = None
     # time.monotonic() of that request (idle time and least-recently-used order)
     used_at: float = 0.0
@@ -305,7 +305,6 @@ class World:
         session.states = template.session.states
         session.ledger = template.session.ledger
         session.scenarios = template.session.scenarios
-        session.used_at = self.monotonic()
         return session
 
     def _shell(self, name: str) -> Session:
@@ -317,6 +316,8 @@ class World:
             ledger=_NO_LEDGER,
             journal=Journal(self.settings.journal_size),
             fault_chances=IdSource(self.settings.seed, f"{name}/faults"),
+            last_used=self.time_source(),
+            used_at=self.monotonic(),
         )
 
     def _make_template(self, startup: list[Scenario]) -> Template | None:
@@ -353,7 +354,6 @@ class World:
 
     def _build(self, name: str) -> Session:
         session = self._shell(name)
-        session.used_at = self.monotonic()
         self._seed(session, self.startup)
         return session
 

@@ -16,13 +16,13 @@ import pytest
 
 from tests.reliability.conftest import AFTERPAY, PAYMENT
 
-SLOW = """\
+SLOW = f"""\
 name: slow
 faults:
   - name: slow-read
-    match: {provider: afterpay, method: GET, path: "/v2/payments/%s"}
+    match: {{provider: afterpay, method: GET, path: "/v2/payments/{PAYMENT}"}}
     delay: "60s"
-""" % PAYMENT
+"""
 
 
 def test_a_request_cut_off_by_the_shutdown_timeout_is_answered_503(
