@@ -117,3 +117,61 @@ def test_a_fifo_inside_a_scenario_directory_is_refused_too(tmp_path: Path) -> No
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "b.yaml:1: cannot read: not a regular file" in \
         done.stderr
+
+
+HELD = """\
+name: held
+faults:
+  - name: held-optty
+    match: {provider: optty, path: /token}
+    delay: 60s
+    respond: {status: 500, error: internal_error}
+  - name: held-afterpay
+    match: {provider: afterpay, path: /ping}
+    delay: 60s
+    respond: {status: 500}
+"""
+
+
+@pytest.mark.parametrize("method,path,headers,shape", [
+    ("POST", "/token", {"content-type": "application/x-www-form-urlencoded"},
+     {"statusCode": 503, "message": "Service Unavailable"}),
+    ("GET", "/ping", {}, {"errorCode": "service_unavailable", "httpStatusCode": 503}),
+])
+def test_each_provider_answers_its_own_503_at_shutdown(
+        method: str, path: str, headers: dict[str, str], shape: dict[str, object],
+        caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import json
+    import logging
+
+    from mock_server.app import create_app
+    from mock_server.core.scenarios import parse_scenario
+    from mock_server.settings import Settings
+    from tests.reliability.conftest import call
+
+    app = create_app(Settings(seed=1))
+    session = app.world.session("held")
+    app.world.load(session, parse_scenario(HELD, error_codes=app.world.error_codes))
+
+    async def drill() -> object:
+        task = asyncio.create_task(call(app, method, path, {**headers,
+                                                             "x-sandbox-session": "held"}))
+        for _ in range(1000):  # until the request is journaled and held by its rule
+            await asyncio.sleep(0)
+            if len(session.journal):
+                break
+        assert len(session.journal) == 1
+        app.shutdown_deadline = 0.0  # the server is stopping and the grace period is over
+        task.cancel()
+        return await task
+
+    with caplog.at_level(logging.WARNING, logger="mock_server"):
+        answer = asyncio.run(drill())
+    assert answer.status == 503  # type: ignore[attr-defined]
+    body = json.loads(answer.body)  # type: ignore[attr-defined]
+    assert shape.items() <= body.items()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"shutdown: answered 503 to {method} {path} (session held): still running when "
+        "--shutdown-timeout ended"]
+    assert session.journal.query()[1][0].status == 503
