@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from mock_server.core import faults, netfaults
@@ -18,7 +19,15 @@ from mock_server.core.http import Answer, Context, Problem, ProviderApp, Request
 from mock_server.core.journal import finish
 from mock_server.core.openapi import Spec
 from mock_server.core.scenarios import Scenario, load_scenario_paths
-from mock_server.core.world import DEFAULT_SESSION, SESSION_NAME, ProviderModel, World
+from mock_server.core.world import (
+    DEFAULT_SESSION,
+    SESSION_NAME,
+    ProviderModel,
+    Session,
+    SessionLimit,
+    World,
+    token_digest,
+)
 from mock_server.logs import log_access
 from mock_server.resources import default_scenario_path, spec_path
 from mock_server.settings import Settings
@@ -27,6 +36,8 @@ log = logging.getLogger("mock_server")
 access_log = logging.getLogger("mock_server.access")
 
 SESSION_HEADER = "x-sandbox-session"
+# opt-in protection: a session created with this header needs it on every admin call
+SESSION_TOKEN_HEADER = "x-sandbox-session-token"
 WARNING_HEADER = "x-sandbox-warning"
 _SESSION_PREFIX = "/sessions/"
 
@@ -39,6 +50,32 @@ MIN_HOOK_SECONDS = 1.0
 
 class BodyTooLarge(Exception):
     pass
+
+
+# admin operations that only read the session (or change only its own clock and journal): a
+# session still reading the startup world answers them without a copy of its own
+ADMIN_READS = frozenset({"health", "reset", "listScenarios", "listRequests", "getRequest",
+                         "streamRequests", "clearRequests", "getClock", "freezeClock",
+                         "advanceClock", "resetClock", "metrics"})
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def writes(provider: str, method: str, operation: str | None) -> bool:
+    """Whether a request may change its session's world (which then needs a copy of its own)."""
+    if provider == "admin":
+        return operation not in ADMIN_READS
+    return method not in _READ_METHODS
+
+
+def unavailable(provider: ProviderApp, ctx: Context, reason: str) -> Response:
+    """A 503 in the provider's own shape, the reason in X-Sandbox-Warning."""
+    if provider.name == "admin":
+        from mock_server.admin.routes import AdminError, error_response
+        response = error_response(AdminError(503, "service_unavailable", reason))
+    else:
+        response = provider.error_response(ctx, "service_unavailable", 503)
+    response.headers[WARNING_HEADER] = reason
+    return response
 
 
 class SandboxApp:
@@ -167,8 +204,35 @@ class SandboxApp:
         method: str = scope["method"]
         provider, found = self.route(path or "/")
         bad_session = session_name is not None and not SESSION_NAME.match(session_name)
-        session = self.world.session(DEFAULT_SESSION if bad_session or not session_name
-                                     else session_name)
+        full: SessionLimit | None = None
+        try:
+            session, created = self.world.acquire(
+                DEFAULT_SESSION if bad_session or not session_name else session_name)
+        except SessionLimit as exc:
+            session, created = self.world.acquire(DEFAULT_SESSION)
+            full = exc
+        session.active += 1
+        try:
+            kept = await self._serve(scope, receive, send, started, path, headers, method,
+                                     provider, found, bad_session, session, created, full)
+        finally:
+            session.active -= 1
+        if created and not kept:
+            # a request refused before it could use its new session (401, unknown route, ...)
+            # leaves no session behind
+            self.world.forget_new(session)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, started: float,
+                     path: str, headers: RequestHeaders, method: str, provider: ProviderApp,
+                     found: Any, bad_session: bool, session: Session, created: bool,
+                     full: SessionLimit | None) -> bool:
+        """Serves one request; False when it was refused without using its session."""
+        if created:
+            token = headers.get(SESSION_TOKEN_HEADER)
+            if token:
+                session.token = token_digest(token)
+        if full is None:
+            self.world.touch(session)
         query_string: bytes = scope.get("query_string", b"")
         ctx = Context(self.world, self.settings, session, method, path or "/", headers,
                       query_string, b"")
@@ -185,6 +249,10 @@ class SandboxApp:
             ctx.operation = found.operation(method)
             if ctx.operation is None:
                 problem = Problem(Problem.METHOD_NOT_ALLOWED, allow=found.allowed)
+        operation_id = ctx.operation.operation_id if ctx.operation else None
+        if problem is None and session.template is not None and writes(provider.name, method,
+                                                                      operation_id):
+            self.world.materialise(session)
         limit = self.settings.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -199,45 +267,69 @@ class SandboxApp:
                     ctx.body = await self._read_body(receive, message)
                 except BodyTooLarge:
                     problem = Problem(Problem.PAYLOAD_TOO_LARGE)
-        journaled = provider.name != "admin"
+        # a request that found no room for its session is not put in another one's journal
+        journaled = provider.name != "admin" and full is None
         if journaled:
             ctx.entry = session.journal.record(
                 at=session.clock.now(), provider=provider.name,
                 operation=ctx.operation.operation_id if ctx.operation else None, method=method,
                 path=path, query=query_string.decode("latin-1"),
                 headers=scope["headers"], body=ctx.body)
-        # fault rules: the session's first live matching rule, for provider requests only
-        rule = faults.fire(ctx, provider.name) if journaled and not bad_session else None
-        response = (await faults.before_handler(ctx, provider, rule, handled=problem is None)
-                    if rule else None)
-        if response is not None:
-            pass  # the rule's scripted answer replaces the provider's
-        elif problem is not None:
-            response = provider.problem_response(ctx, problem)
-        else:
-            assert ctx.operation is not None
-            try:
-                response = await provider.handlers[ctx.operation.operation_id](ctx)
-            except Exception:
-                # a crash inside a provider still answers in that provider's own shape
-                log.exception("handler %s crashed", ctx.operation.operation_id)
-                response = provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
+        rule = None
+        response: Response | None = None
+        try:
+            if full is not None:
+                response = unavailable(provider, ctx, f"no room for a new session: {full}")
+            else:
+                # fault rules: the session's first live matching rule, provider requests only
+                rule = faults.fire(ctx, provider.name) if journaled and not bad_session else None
+                response = (await faults.before_handler(ctx, provider, rule,
+                                                        handled=problem is None)
+                            if rule else None)
+            if response is not None:
+                pass  # the rule's scripted answer replaces the provider's
+            elif problem is not None:
+                response = provider.problem_response(ctx, problem)
+            else:
+                assert ctx.operation is not None
+                try:
+                    response = await provider.handlers[ctx.operation.operation_id](ctx)
+                except Exception:
+                    # a crash inside a provider still answers in that provider's own shape
+                    log.exception("handler %s crashed", ctx.operation.operation_id)
+                    response = provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
+        except asyncio.CancelledError:
+            if self.shutdown_deadline is None:
+                raise
+            # still running when the shutdown grace period ended: answered, not dropped
+            response = unavailable(provider, ctx, "the sandbox is shutting down")
+            rule = None
+            log.warning("shutdown: answered 503 to %s %s (session %s): still running when "
+                        "--shutdown-timeout ended", method, path, session.name)
+        assert response is not None
         if ctx.warnings:
             response.headers[WARNING_HEADER] = "; ".join(ctx.warnings)
         lost: netfaults.FaultWithoutConnection | None = None
-        if rule is not None and rule.fault:
-            # from here on `response` is what went on the wire (status 0: nothing did)
-            try:
-                response = await netfaults.deliver(rule.fault, response, scope, receive, send,
-                                                   session.fault_chances, ctx.entry)
-            except netfaults.FaultWithoutConnection as exc:  # raised below, once journaled
-                response, lost = exc.sent, exc
-        elif type(response) is Answer:  # what Response.__call__ sends, without its coroutine
-            await send({"type": "http.response.start", "status": response.status_code,
-                        "headers": response.raw_headers})
-            await send({"type": "http.response.body", "body": response.body})
-        else:
-            await response(scope, receive, send)
+        try:
+            if rule is not None and rule.fault:
+                # from here on `response` is what went on the wire (status 0: nothing did)
+                try:
+                    response = await netfaults.deliver(rule.fault, response, scope, receive,
+                                                       send, session.fault_chances, ctx.entry)
+                except netfaults.FaultWithoutConnection as exc:  # raised once journaled
+                    response, lost = exc.sent, exc
+            elif type(response) is Answer:  # what Response.__call__ sends, without a coroutine
+                await send({"type": "http.response.start", "status": response.status_code,
+                            "headers": response.raw_headers})
+                await send({"type": "http.response.body", "body": response.body})
+            else:
+                await response(scope, receive, send)
+        except asyncio.CancelledError:
+            if self.shutdown_deadline is None:
+                raise
+            log.warning("shutdown: the answer to %s %s (session %s) was cut off: still being "
+                        "sent when --shutdown-timeout ended", method, path, session.name)
+            return True
         duration_ms = (time.perf_counter() - started) * 1000
         if ctx.entry is not None:
             ctx.entry.warnings = tuple(ctx.warnings)
@@ -251,6 +343,9 @@ class SandboxApp:
                         "fault": ctx.entry.fault if ctx.entry else None})
         if lost is not None:
             raise lost
+        refused = (full is not None or problem is not None or operation_id == "health"
+                   or response.status_code in (401, 403))
+        return not refused
 
     async def _read_body(self, receive: Receive, first: Message | None = None) -> bytes:
         """The body from `first` and the messages after it, within --max-body-bytes."""
@@ -307,7 +402,38 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
         attach = getattr(provider, "attach", None)
         if attach is not None:
             attach(app)
+    if settings.session_idle_ttl is not None:
+        _expire_idle_sessions(app)
     if settings.watch and scenarios is None:
         from mock_server.core.watch import install
         install(app, list(settings.scenarios) or [str(default_scenario_path())])
     return app
+
+
+def _expire_idle_sessions(app: SandboxApp) -> None:
+    """While the app runs, sessions idle for longer than --session-idle-ttl are forgotten."""
+    ttl = app.settings.session_idle_ttl
+    assert ttl is not None
+    interval = min(max(ttl.total_seconds() / 4, 0.5), 60.0)
+    task: asyncio.Task[None] | None = None
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                app.world.expire_idle()
+            except Exception:  # noqa: BLE001 - the sweeper must outlive one bad round
+                log.exception("expiring idle sessions failed")
+
+    async def start() -> None:
+        nonlocal task
+        task = asyncio.get_running_loop().create_task(sweep())
+
+    async def stop() -> None:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.startup_hooks.append(start)
+    app.shutdown_hooks.append(stop)

@@ -59,6 +59,14 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
+def _networks(text: str) -> tuple[str, ...]:
+    from mock_server.core.targets import parse_networks
+    try:
+        return parse_networks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 # flag -> (type, help); each is also read from MOCK_SERVER_<FLAG>
 _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
     "host": (str, "address to bind (default 127.0.0.1)"),
@@ -77,6 +85,18 @@ _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
     "max-body-bytes": (_positive_int, "largest request body accepted (default 1048576)"),
     "shutdown-timeout": (_duration, "on SIGTERM/SIGINT, how long in-flight requests and pending "
                                     "callbacks get to finish (default 5s)"),
+    "max-sessions": (_positive_int, "sessions kept at most; beyond, the least recently used idle "
+                                    "one is evicted (default 1000)"),
+    "session-idle-ttl": (_duration, "forget a session unused for this long (default: never)"),
+    "max-fault-rules": (_positive_int, "fault rules one session may hold (default 1000)"),
+    "max-scenario-bytes": (_positive_int, "largest scenario document POSTed at run time "
+                                          "(default 262144)"),
+    "max-connections": (_positive_int, "open connections at most; beyond, the longest idle one "
+                                       "is closed (default 1000)"),
+    "keep-alive-timeout": (_duration, "close a connection idle for this long, before its first "
+                                      "request or between requests (default 5s)"),
+    "webhook-allow": (_networks, "networks callbacks may go to, comma-separated, or 'any' "
+                                 "(default: loopback and private ranges)"),
 }
 _CHOICES = {"log-format": ("text", "json"), "log-level": ("debug", "info", "warning", "error")}
 
@@ -223,6 +243,32 @@ def _batch_access_lines(app: Any) -> None:
     app.shutdown_hooks.append(stop)
 
 
+# file descriptors kept free for what is not a client connection (the listening socket, logs,
+# scenario files, outgoing callbacks)
+_SPARE_FILES = 64
+
+
+def _guarded_protocol(settings: Settings, log: logging.Logger) -> type:
+    """uvicorn's HTTP protocol under the sandbox's connection limits (mock_server.connections),
+    after the soft open-file limit has been raised to the hard one."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from mock_server.connections import ConnectionGuard, raise_open_file_limit
+
+    limits = raise_open_file_limit()
+    cap = settings.max_connections
+    if limits is not None:
+        before, after = limits
+        if after != before:
+            log.debug("open-file limit raised from %d to %d", before, after)
+        if after - _SPARE_FILES < cap:
+            cap = max(after - _SPARE_FILES, 1)
+            log.warning("the open-file limit (%d) allows %d connections, not %d "
+                        "(--max-connections)", after, cap, settings.max_connections)
+    guard = ConnectionGuard(cap, settings.keep_alive_timeout.total_seconds())
+    return guard.protocol(AutoHTTPProtocol)
+
+
 def serve(settings: Settings, app: Any = None) -> int:
     import uvicorn
 
@@ -245,12 +291,16 @@ def serve(settings: Settings, app: Any = None) -> int:
     host, port = sock.getsockname()[:2]
     log.info("refund-mock-server %s listening on http://%s:%s",
              __version__, f"[{host}]" if ":" in host else host, port)
+    protocol = _guarded_protocol(settings, log)
+    keep_alive = settings.keep_alive_timeout.total_seconds()
     grace = settings.shutdown_timeout.total_seconds()
     # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for
     # proxy_headers off: nothing in the sandbox reads the client address or scheme, and uvicorn
     # would otherwise copy every request's headers into a dict to look for X-Forwarded-*
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
                             proxy_headers=False,
+                            http=protocol,
+                            timeout_keep_alive=keep_alive,  # type: ignore[arg-type]
                             log_level=settings.log_level,
                             timeout_graceful_shutdown=grace)  # type: ignore[arg-type]
     server = _server_class()(config, app, grace)

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 DEFAULT_JWT_SECRET = "refund-mock-server-sandbox-secret"
+# loopback and private ranges: where an integrator's own webhook receiver runs on a CI network
+# (link-local, 169.254.0.0/16 with cloud metadata services, is not among them)
+DEFAULT_WEBHOOK_ALLOW: tuple[str, ...] = (
+    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 
 
 @dataclass(frozen=True)
@@ -25,3 +29,17 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # on SIGTERM/SIGINT: in-flight requests, then shutdown hooks (pending callbacks), share this
     shutdown_timeout: timedelta = field(default_factory=lambda: timedelta(seconds=5))
+    # sessions kept at most; beyond, the least recently used idle one is evicted
+    max_sessions: int = 1000
+    # a session unused for this long is forgotten (None: kept until evicted)
+    session_idle_ttl: timedelta | None = None
+    # fault rules one session may hold, all its scenarios together
+    max_fault_rules: int = 1000
+    # largest scenario document POSTed to /__admin/scenarios
+    max_scenario_bytes: int = 256 * 1024
+    # connections open at once; beyond, the longest idle one is closed
+    max_connections: int = 1000
+    # a connection idle this long (before its first request, or between requests) is closed
+    keep_alive_timeout: timedelta = field(default_factory=lambda: timedelta(seconds=5))
+    # where REFUND_CALLBACKs may go: networks (CIDR), or ("any",)
+    webhook_allow: tuple[str, ...] = DEFAULT_WEBHOOK_ALLOW

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import json
 import math
+import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +31,19 @@ _ADVANCE_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 # each unit is capped at about 100 years (openapi/admin.yaml, ClockAdvanceRequest)
 _ADVANCE_LIMITS = {"seconds": 3_155_760_000, "minutes": 52_596_000, "hours": 876_600,
                    "days": 36_525}
+
+
+_PARSER: ThreadPoolExecutor | None = None
+_PARSER_LOCK = threading.Lock()
+
+
+def _parser() -> ThreadPoolExecutor:
+    """The one thread that parses POSTed scenarios (one at a time: a queue, not a crowd)."""
+    global _PARSER
+    with _PARSER_LOCK:
+        if _PARSER is None:
+            _PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scenario-parser")
+        return _PARSER
 
 
 class AdminError(Exception):
@@ -108,6 +125,7 @@ class AdminApp:
             try:
                 if operation != "health":
                     self._authorize(ctx)
+                    self._protected(ctx)
                 return await handler(ctx)
             except AdminError as err:
                 headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
@@ -123,6 +141,14 @@ class AdminApp:
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
                                                                   token.encode()):
             raise AdminError(401, "unauthorized", "Admin token required")
+
+    @staticmethod
+    def _protected(ctx: Context) -> None:
+        """A session created with X-Sandbox-Session-Token needs the same token on admin calls."""
+        if not ctx.session.accepts(ctx.headers.get("x-sandbox-session-token")):
+            raise AdminError(403, "session_protected",
+                             f"session {ctx.session.name!r} was created with a token; send it "
+                             "in X-Sandbox-Session-Token")
 
     def problem_response(self, ctx: Context, problem: Problem) -> Response:
         if problem.kind == Problem.METHOD_NOT_ALLOWED:
@@ -145,9 +171,13 @@ class AdminApp:
     # -- operations -------------------------------------------------------------------------
 
     async def health(self, ctx: Context) -> Response:
+        world = self.app.world
         return json_response({"status": "ok", "version": __version__,
-                              "sessions": len(self.app.world.sessions()),
-                              "uptimeSeconds": round(time.monotonic() - self.app.started_at, 3)})
+                              "sessions": len(world.sessions()),
+                              "uptimeSeconds": round(time.monotonic() - self.app.started_at, 3),
+                              "maxSessions": world.settings.max_sessions,
+                              "sessionsEvicted": world.evicted,
+                              "sessionsExpired": world.expired})
 
     async def reset(self, ctx: Context) -> Response:
         self.app.world.reset(ctx.session.name)
@@ -155,8 +185,16 @@ class AdminApp:
 
     async def load_scenario(self, ctx: Context) -> Response:
         source = ctx.headers.get("x-scenario-source", "<request>")
+        limit = ctx.settings.max_scenario_bytes
+        if len(ctx.body) > limit:
+            raise AdminError(413, "payload_too_large",
+                             f"scenario document larger than {limit} bytes (--max-scenario-bytes)")
         try:
-            scenario = parse_scenario(ctx.body, source, error_codes=self.app.world.error_codes)
+            # parsed and checked on a worker thread: a large document does not hold up the
+            # requests of other sessions
+            scenario = await asyncio.get_running_loop().run_in_executor(
+                _parser(), functools.partial(parse_scenario, ctx.body, source,
+                                             error_codes=self.app.world.error_codes))
             loaded = self.app.world.load(ctx.session, scenario)
         except ScenarioError as err:
             raise AdminError(400, "invalid_scenario", str(err), list(err.problems)) from err

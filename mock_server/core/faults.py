@@ -144,6 +144,57 @@ def choose(rules: Iterable[FaultRule], request: FaultRequest,
     return None
 
 
+class FaultIndex:
+    """A session's rules by what they name of provider, method and a path without globs, so a
+    request is matched against the few rules that can apply to it, not all of them; the first
+    live matching rule still wins (rules keep their load order)."""
+
+    __slots__ = ("_buckets", "_size")
+
+    def __init__(self, rules: Iterable[FaultRule]) -> None:
+        self._buckets: dict[tuple[str | None, str | None, str | None],
+                            list[tuple[int, FaultRule]]] = {}
+        self._size = 0
+        for order, rule in enumerate(rules):
+            self._size += 1
+            match = rule.spec.get("match") or {}
+            provider = match.get("provider")
+            method = match.get("method")
+            path = match.get("path")
+            key = (provider if isinstance(provider, str) else None,
+                   method.upper() if isinstance(method, str) else None,
+                   path if isinstance(path, str) and not _GLOB_CHARS.intersection(path)
+                   else None)
+            self._buckets.setdefault(key, []).append((order, rule))
+
+    def __len__(self) -> int:
+        return self._size
+
+    def candidates(self, request: FaultRequest) -> list[FaultRule]:
+        """The rules that may match the request, in load order."""
+        buckets = self._buckets
+        if not buckets:
+            return []
+        found: list[tuple[int, FaultRule]] = []
+        method = request.method.upper()
+        for provider in (request.provider, None):
+            for verb in (method, None):
+                for path in (request.path, None):
+                    bucket = buckets.get((provider, verb, path))
+                    if bucket:
+                        found.extend(bucket)
+        if len(found) > 1:
+            found.sort(key=_order)
+        return [rule for _, rule in found]
+
+
+_GLOB_CHARS = frozenset("*?")
+
+
+def _order(item: tuple[int, FaultRule]) -> int:
+    return item[0]
+
+
 # --- matching ---------------------------------------------------------------------------------
 
 def rule_matches(match: Mapping[str, Any], request: FaultRequest) -> bool:
@@ -252,11 +303,11 @@ def _parse_body(raw: bytes, media: str) -> Any:
 def fire(ctx: Context, provider: str) -> FaultRule | None:
     """The rule of the request's session that fires for it, if any; the journal is told."""
     session = ctx.session
-    rules = session.faults
-    if not rules:
+    index = session.fault_index()
+    if not len(index):
         return None
     request = FaultRequest(provider, ctx.method, ctx.path, ctx.params, ctx.headers, ctx.body)
-    rule = choose(rules, request, session.fault_chances.chance)
+    rule = choose(index.candidates(request), request, session.fault_chances.chance)
     if rule is not None and ctx.entry is not None:
         ctx.entry.fault = rule.record()
     return rule

@@ -18,10 +18,29 @@ class IdSource:
     """Random-looking but reproducible ids: the same seed and session name give the same ids."""
 
     def __init__(self, seed: int | None, session: str) -> None:
-        salt = zlib.crc32(session.encode())
-        self._rng = random.Random(None if seed is None else (seed << 32) ^ salt)
+        # the generator (2.5 KB of state) is made on first use: most sessions draw no id
+        self._seed = None if seed is None else (seed << 32) ^ zlib.crc32(session.encode())
+        self._random: random.Random | None = None
         self._lock = threading.Lock()
         self._counters: dict[str, int] = {}
+
+    @property
+    def _rng(self) -> random.Random:
+        rng = self._random
+        if rng is None:
+            rng = self._random = random.Random(self._seed)
+        return rng
+
+    def fork(self) -> IdSource:
+        """A copy that draws the same ids from here on, apart from this one."""
+        with self._lock:
+            twin = IdSource.__new__(IdSource)
+            twin._seed = self._seed
+            twin._random = random.Random()
+            twin._random.setstate(self._rng.getstate())
+            twin._lock = threading.Lock()
+            twin._counters = dict(self._counters)
+            return twin
 
     def hex(self, length: int) -> str:
         with self._lock:

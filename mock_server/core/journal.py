@@ -12,7 +12,8 @@ from typing import Any
 from mock_server.core.clock import iso_millis
 
 REDACTED = "[REDACTED]"
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie",
+                             "x-sandbox-session-token"})
 # bodies are kept for reading back, but a journal of 10,000 entries must stay small
 MAX_BODY_CHARS = 64 * 1024
 

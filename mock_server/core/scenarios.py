@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import errno
 import json
 import os
 import re
+import stat
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -114,7 +116,7 @@ def load_scenario_paths(paths: Sequence[str | os.PathLike[str]], *,
     for given in paths:
         for source in _scenario_files(os.fspath(given), problems):
             try:
-                data = Path(source).read_bytes()
+                data = read_regular_file(source)
             except OSError as exc:
                 problems.append(f"{source}:1: cannot read: {exc.strerror or exc}")
                 continue
@@ -125,6 +127,29 @@ def load_scenario_paths(paths: Sequence[str | os.PathLike[str]], *,
     if problems:
         raise ScenarioError(problems)
     return scenarios
+
+
+_NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_regular_file(path: str) -> bytes:
+    """The bytes of a regular file. Anything else (a FIFO, a device) is refused with an OSError
+    saying what it is, without waiting for a writer or reading an endless stream: it is opened
+    without blocking and looked at before a byte is read."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _NOT_REGULAR if test(mode)), "not a file")
+            raise OSError(errno.EINVAL, f"not a regular file or a directory: {kind}", path)
+        with os.fdopen(fd, "rb") as file:
+            fd = -1
+            return file.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 # --- reading YAML with lines ------------------------------------------------------------------

@@ -13,10 +13,15 @@ import contextlib
 import logging
 import os
 from collections.abc import Collection, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mock_server.core.scenarios import Scenario, ScenarioError, parse_scenario, scenario_files
+from mock_server.core.scenarios import (
+    Scenario,
+    ScenarioError,
+    parse_scenario,
+    read_regular_file,
+    scenario_files,
+)
 from mock_server.core.world import World
 
 if TYPE_CHECKING:
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mock_server.watch")
 
 POLL_SECONDS = 1.0
+_STILL_CHANGING = object()
 Stamp = tuple[int, int, int]  # (mtime_ns, size, inode)
 
 
@@ -38,8 +44,12 @@ class ScenarioWatcher:
         self.error_codes = error_codes if error_codes is not None else world.error_codes
         # the version of each file in use; a file refused at its last change keeps its old one
         self.loaded: dict[str, Scenario] = {s.source: s for s in world.startup}
+        # the stamp of each file's version in use (or last refused): a change is a difference
         self.stamps: dict[str, Stamp | None] = {source: _stamp(source)
                                                 for source in self._sources()}
+        # what the last poll saw: a change is read only once a poll sees it again unchanged,
+        # so a file still being written is not loaded half-way
+        self.seen: dict[str, Stamp | None] = dict(self.stamps)
 
     def _sources(self) -> list[str]:
         found: list[str] = []
@@ -49,25 +59,35 @@ class ScenarioWatcher:
         return list(dict.fromkeys(found))
 
     def poll(self) -> bool:
-        """Reloads what changed since the last poll; True when the startup world changed."""
+        """Reloads what changed and has stayed as it is since the previous poll (a file being
+        written is left until it is complete); True when the startup world changed."""
         sources = self._sources()
         stamps = {source: _stamp(source) for source in sources}
-        changed = [s for s in sources if stamps[s] != self.stamps.get(s)]
-        removed = [s for s in self.stamps if s not in stamps]
-        self.stamps = stamps
+        seen, self.seen = self.seen, dict(stamps)
+        changed = [s for s in sources if stamps[s] != self.stamps.get(s)
+                   and s in seen and seen[s] == stamps[s]]
+        removed = [s for s in self.stamps if s not in stamps and s not in seen]
         if not changed and not removed:
             return False
         candidate = dict(self.loaded)
         for source in removed:
             # a file taken out of a watched directory takes its seed and rules with it
             candidate.pop(source, None)
+            self.stamps.pop(source, None)
         refused: list[str] = []
+        settling: list[str] = []
         for source in changed:
-            scenario = self._read(source)
-            if scenario is None:
+            read = self._read(source, stamps[source])
+            if read is _STILL_CHANGING:
+                settling.append(source)
+                continue
+            self.stamps[source] = stamps[source]
+            if read is None:
                 refused.append(source)
             else:
-                candidate[source] = scenario
+                assert isinstance(read, Scenario)
+                candidate[source] = read
+        changed = [s for s in changed if s not in settling]
         accepted = [s for s in changed if s not in refused]
         if not accepted and not removed:
             return False
@@ -85,12 +105,17 @@ class ScenarioWatcher:
             log.info("%s is gone: new and reset sessions no longer load it", source)
         return True
 
-    def _read(self, source: str) -> Scenario | None:
+    def _read(self, source: str, stamp: Stamp | None) -> Scenario | object | None:
         try:
-            data = Path(source).read_bytes()
+            data = read_regular_file(source)
         except OSError as exc:
             self._refuse(source, [f"{source}:1: cannot read: {exc.strerror or exc}"])
             return None
+        after = _stamp(source)
+        if after != stamp:
+            # written to while it was read: read again once it has stayed the same for a poll
+            self.seen[source] = after
+            return _STILL_CHANGING
         try:
             return parse_scenario(data, source, error_codes=self.error_codes)
         except ScenarioError as err:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import re
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from mock_server.core.clock import SessionClock, TimeSource, real_time
-from mock_server.core.faults import FaultRule, rules_from
+from mock_server.core.faults import FaultIndex, FaultRule, rules_from
 from mock_server.core.ids import IdSource
 from mock_server.core.journal import Journal
 from mock_server.core.ledger import InMemoryLedger, Ledger
@@ -19,6 +24,24 @@ from mock_server.settings import Settings
 
 DEFAULT_SESSION = "default"
 SESSION_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+log = logging.getLogger("mock_server.sessions")
+
+
+class SessionLimit(Exception):
+    """--max-sessions are in use and none of them is idle: no room for a new session."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} sessions exist (--max-sessions) and none is idle")
+        self.limit = limit
+
+
+class TooManyRules(Exception):
+    """Loading a scenario would give the session more fault rules than --max-fault-rules."""
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", errors="surrogateescape")).digest()
 
 
 class ProviderModel(Protocol):
@@ -34,6 +57,9 @@ class ProviderModel(Protocol):
 
     def apply_seed(self, session: Session, scenario: Scenario) -> dict[str, int]:
         """Seeds the session (only called after check_seed found nothing); returns counts."""
+
+    # optional: `shareable(state) -> bool`, whether sessions may read this state of the startup
+    # world without a copy of their own (false while it has work pending, e.g. callbacks)
 
 
 @dataclass(slots=True)
@@ -58,53 +84,132 @@ class Session:
     # draws for fault rules' `probability`: seeded like `ids`, but apart from them, so adding a
     # probabilistic rule does not change the ids a session hands out
     fault_chances: IdSource = field(default_factory=lambda: IdSource(None, ""))
+    # the wall clock's time of the last request that used the session (or of its creation)
+    last_used: datetime | None = None
+    # time.monotonic() of that request (idle time and least-recently-used order)
+    used_at: float = 0.0
+    # requests using the session right now; a session in use is never evicted
+    active: int = 0
+    # copy-on-write: until a request writes, `states`, `ledger` and `scenarios` are the startup
+    # world's (`template`), read-only; World.materialise gives the session its own copy
+    template: Template | None = None
+    # opt-in protection: the sha256 of the token the session was created with
+    token: bytes | None = None
+    _fault_index: FaultIndex | None = None
 
     def state(self, provider: str) -> Any:
         return self.states[provider]
 
     @property
+    def shared(self) -> bool:
+        return self.template is not None
+
+    @property
     def faults(self) -> list[FaultRule]:
         return [rule for loaded in self.scenarios for rule in loaded.faults]
 
+    def fault_index(self) -> FaultIndex:
+        """The session's fault rules indexed by provider, method and path (built on first use
+        after a change)."""
+        index = self._fault_index
+        if index is None:
+            index = self._fault_index = FaultIndex(self.faults)
+        return index
+
+    def faults_changed(self) -> None:
+        self._fault_index = None
+
+    def accepts(self, token: str | None) -> bool:
+        """Whether an admin request carrying `token` may act on this session."""
+        if self.token is None:
+            return True
+        return token is not None and hmac.compare_digest(token_digest(token), self.token)
+
+
+@dataclass(slots=True)
+class Template:
+    """The startup world, built once, that new sessions read until they write: the scenarios,
+    a session seeded from them, the instant it was seeded at and the ids it drew from."""
+
+    startup: list[Scenario]
+    session: Session
+    instant: datetime
+    ids: IdSource
+
 
 class World:
-    """Holds the parsed startup scenarios and builds each named session from them on first use."""
+    """Holds the parsed startup scenarios and builds each named session from them on first use.
+
+    Sessions are bounded: beyond --max-sessions the least recently used idle one is evicted,
+    and one idle for --session-idle-ttl is expired (`expire_idle`). A new session costs little:
+    it reads the startup world (copy-on-write) until a request writes to it (`materialise`)."""
 
     def __init__(self, settings: Settings, providers: Sequence[ProviderModel],
                  startup: Sequence[Scenario], *, time_source: TimeSource = real_time,
-                 ledger_factory: Callable[[], Ledger] = InMemoryLedger) -> None:
+                 ledger_factory: Callable[[], Ledger] = InMemoryLedger,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.providers = list(providers)
         self.startup = list(startup)
         self.time_source = time_source
+        self.monotonic = monotonic
         self._ledger_factory = ledger_factory
-        self._sessions: dict[str, Session] = {}
+        # least recently used first
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
         self.on_session_created: list[Callable[[Session], None]] = []
+        self.evicted = 0  # sessions evicted for room (--max-sessions)
+        self.expired = 0  # sessions expired after --session-idle-ttl
+        self._template: Template | None = None
         # Building the default session now makes a startup scenario that cannot be applied
         # (say, a payment of an unknown merchant) fail at start-up, not on the first request.
         self.session(DEFAULT_SESSION)
+        self._template = self._make_template(self.startup)
 
     @property
     def error_codes(self) -> dict[str, frozenset[str]]:
         return {p.name: p.error_codes for p in self.providers}
 
     def session(self, name: str) -> Session:
+        """The named session, created if need be, with a world of its own (safe to change)."""
+        found = self.acquire(name)[0]
+        if found.template is not None:
+            self.materialise(found)
+        return found
+
+    def acquire(self, name: str) -> tuple[Session, bool]:
+        """The named session and whether this call created it; a new one may still read the
+        startup world (see `materialise`). Raises SessionLimit when there is no room."""
         found = self._sessions.get(name)
         if found is not None:
-            return found
+            return found, False
         with self._lock:
             found = self._sessions.get(name)
-            if found is None:
-                found = self._build(name)
-                self._sessions[name] = found
+            if found is not None:
+                return found, False
+            self._make_room()
+            found = self._new(name)
+            self._sessions[name] = found
         for hook in self.on_session_created:
             hook(found)
-        return found
+        return found, True
+
+    def touch(self, session: Session) -> None:
+        """A request uses the session: it becomes the most recently used."""
+        session.last_used = self.time_source()
+        session.used_at = self.monotonic()
+        with self._lock:
+            if self._sessions.get(session.name) is session:
+                self._sessions.move_to_end(session.name)
+            # else discarded or reset meanwhile: the request still finishes on it
 
     def reset(self, name: str) -> Session:
         with self._lock:
-            fresh = self._build(name)
+            old = self._sessions.get(name)
+            fresh = self._new(name)
+            if old is not None:
+                fresh.token = old.token
+                fresh.last_used, fresh.used_at = old.last_used, old.used_at
             self._sessions[name] = fresh
         for hook in self.on_session_created:
             hook(fresh)
@@ -113,17 +218,14 @@ class World:
     def replace_startup(self, startup: Sequence[Scenario]) -> None:
         """Makes `startup` the world that new (and reset) sessions copy, once a session built
         from it shows it applies; else raises ScenarioError and keeps the current one."""
+        template = self._make_template(list(startup))  # raises ScenarioError
         with self._lock:
-            current = self.startup
             self.startup = list(startup)
-            try:
-                self._build(DEFAULT_SESSION)  # a trial build, thrown away
-            except ScenarioError:
-                self.startup = current
-                raise
+            self._template = template
 
     def sessions(self) -> list[Session]:
-        return list(self._sessions.values())
+        with self._lock:
+            return list(self._sessions.values())
 
     def discard(self, name: str) -> bool:
         """Forgets a session (the pytest fixture's teardown: a long test run keeps no dead
@@ -133,29 +235,151 @@ class World:
         with self._lock:
             return self._sessions.pop(name, None) is not None
 
-    def _build(self, name: str) -> Session:
-        session = Session(
+    def forget_new(self, session: Session) -> bool:
+        """Drops a session that the request just ending created, when nothing else uses it: a
+        rejected request (401, unknown route, ...) leaves no session behind."""
+        with self._lock:
+            if (session.active or session.name == DEFAULT_SESSION
+                    or self._sessions.get(session.name) is not session):
+                return False
+            del self._sessions[session.name]
+            return True
+
+    # -- bounds -----------------------------------------------------------------------------
+
+    def _idle(self, session: Session) -> bool:
+        if session.active or session.name == DEFAULT_SESSION:
+            return False
+        if session.template is not None:
+            return True
+        return all(self._shareable(provider, session) for provider in self.providers)
+
+    def _shareable(self, provider: ProviderModel, session: Session) -> bool:
+        check = getattr(provider, "shareable", None)
+        return check is None or bool(check(session.states.get(provider.name)))
+
+    def _make_room(self) -> None:
+        """Called with the lock held, before a session is added."""
+        limit = self.settings.max_sessions
+        if len(self._sessions) < limit:
+            return
+        for name, candidate in self._sessions.items():  # least recently used first
+            if self._idle(candidate):
+                del self._sessions[name]
+                self.evicted += 1
+                log.info("session %s evicted: least recently used of %d (--max-sessions %d)",
+                         name, limit, limit)
+                return
+        raise SessionLimit(limit)
+
+    def expire_idle(self) -> int:
+        """Forgets the sessions idle for longer than --session-idle-ttl; returns how many."""
+        ttl = self.settings.session_idle_ttl
+        if ttl is None:
+            return 0
+        cutoff = self.monotonic() - ttl.total_seconds()
+        gone: list[str] = []
+        with self._lock:
+            for name, candidate in list(self._sessions.items()):
+                if name == DEFAULT_SESSION:
+                    continue  # never expires
+                if candidate.used_at > cutoff:
+                    break  # the rest were used more recently
+                if self._idle(candidate):
+                    del self._sessions[name]
+                    gone.append(name)
+            self.expired += len(gone)
+        for name in gone:
+            log.info("session %s expired: idle for more than %s (--session-idle-ttl)", name,
+                     _duration_text(ttl.total_seconds()))
+        return len(gone)
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _new(self, name: str) -> Session:
+        template = self._template
+        if template is None:
+            return self._build(name)
+        session = self._shell(name)
+        session.template = template
+        session.states = template.session.states
+        session.ledger = template.session.ledger
+        session.scenarios = template.session.scenarios
+        return session
+
+    def _shell(self, name: str) -> Session:
+        return Session(
             name=name,
             settings=self.settings,
             clock=SessionClock(self.time_source),
             ids=IdSource(self.settings.seed, name),
-            ledger=self._ledger_factory(),
+            ledger=_NO_LEDGER,
             journal=Journal(self.settings.journal_size),
             fault_chances=IdSource(self.settings.seed, f"{name}/faults"),
+            last_used=self.time_source(),
+            used_at=self.monotonic(),
         )
+
+    def _make_template(self, startup: list[Scenario]) -> Template | None:
+        """The startup world new sessions share; None when it cannot be shared (fault rules
+        count per session, callbacks are per session): sessions then get a copy at once."""
+        session = self._shell("<startup>")
+        instant = self.time_source()
+        # seeded at one instant, as each session's own copy will be (World.materialise)
+        session.clock = SessionClock(lambda: instant)
+        ids = session.ids.fork()
+        self._seed(session, startup)  # raises ScenarioError
+        shareable = not session.faults and all(self._shareable(provider, session)
+                                                for provider in self.providers)
+        return Template(startup, session, instant, ids) if shareable else None
+
+    def materialise(self, session: Session) -> None:
+        """Gives a session still reading the startup world its own copy, exactly as it read it:
+        seeded at the instant, and with the ids, the shared one was."""
+        with session.lock:
+            template = session.template
+            if template is None:
+                return
+            clock, ids = session.clock, session.ids
+            session.clock = SessionClock(lambda: template.instant)
+            session.ids = template.ids.fork()
+            session.template = None
+            session.states = {}
+            session.scenarios = []
+            try:
+                self._seed(session, template.startup)  # it seeded the template: it applies
+            finally:
+                session.clock, session.ids = clock, ids
+            session.faults_changed()
+
+    def _build(self, name: str) -> Session:
+        session = self._shell(name)
+        self._seed(session, self.startup)
+        return session
+
+    def _seed(self, session: Session, startup: Sequence[Scenario]) -> None:
+        session.ledger = self._ledger_factory()
         for provider in self.providers:
             session.states[provider.name] = provider.new_state(session)
-        for scenario in self.startup:
+        for scenario in startup:
             self.load(session, scenario)
-        return session
 
     def load(self, session: Session, scenario: Scenario) -> LoadedScenario:
         """Applies a scenario whole, or raises ScenarioError and leaves the session untouched."""
         with session.lock:
+            if session.template is not None:
+                self.materialise(session)
             problems: list[str] = []
             for provider in self.providers:
                 problems.extend(provider.check_seed(session, scenario))
             faults = rules_from(scenario)
+            limit = self.settings.max_fault_rules
+            kept = sum(len(s.faults) for s in session.scenarios
+                       if s.scenario.name != scenario.name)
+            if kept + len(faults) > limit:
+                problems.append(f"{scenario.source}:{scenario.line_of('faults')}: the session "
+                                f"would have {kept + len(faults)} fault rules; at most {limit} "
+                                "are allowed (--max-fault-rules)")
             if problems:
                 raise ScenarioError(problems)
             seeded: dict[str, int] = {}
@@ -165,12 +389,24 @@ class World:
             session.scenarios = [s for s in session.scenarios if s.scenario.name != scenario.name]
             loaded = LoadedScenario(scenario, session.clock.now(), seeded, faults)
             session.scenarios.append(loaded)
+            session.faults_changed()
             return loaded
 
     def unload(self, session: Session, name: str) -> LoadedScenario | None:
         with session.lock:
+            if session.template is not None:
+                self.materialise(session)
             for index, loaded in enumerate(session.scenarios):
                 if loaded.scenario.name == name:
                     del session.scenarios[index]
+                    session.faults_changed()
                     return loaded
         return None
+
+
+def _duration_text(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+# what a session still reading the startup world has before World._new shares the world's
+_NO_LEDGER: Ledger = InMemoryLedger()

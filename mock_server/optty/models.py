@@ -20,6 +20,7 @@ from mock_server.core.ledger import (
 )
 from mock_server.core.money import parse_amount
 from mock_server.core.scenarios import Scenario, parse_duration
+from mock_server.core.targets import literal_problem
 from mock_server.core.world import Session
 from mock_server.optty import errors
 from mock_server.optty.tokens import InvalidToken, issue_token, token_response, verify_token
@@ -120,6 +121,12 @@ class OpttySeeding:
     def new_state(self, session: Session) -> OpttyState:
         return OpttyState()
 
+    @staticmethod
+    def shareable(state: OpttyState | None) -> bool:
+        """Sessions may read it without a copy, and an idle session may be evicted, while no
+        refund waits for its callback."""
+        return state is None or state.callbacks.idle()
+
     def check_seed(self, session: Session, scenario: Scenario) -> list[str]:
         section = scenario.document.get("optty") or {}
         state: OpttyState = session.state(PROVIDER)
@@ -133,6 +140,12 @@ class OpttySeeding:
                     ("optty", "merchants", index, "clientId"),
                     f"clientId {m['clientId']!r} already belongs to merchant {owner!r}"))
             clients[m["clientId"]] = m["merchantId"]
+            if m.get("webhookUrl"):
+                refused = literal_problem(m["webhookUrl"], session.settings.webhook_allow)
+                if refused is not None:
+                    problems.append(scenario.problem(
+                        ("optty", "merchants", index, "webhookUrl"),
+                        f"optty.merchants[{index}].webhookUrl: {refused}"))
         # The document's own consistency (duplicates, money within one order) is checked when it
         # is parsed; what is left here depends on the session it is loaded into.
         reseeded = {(o["merchantId"], o["orderReference"]) for o in section.get("orders") or []}

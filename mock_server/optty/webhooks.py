@@ -18,6 +18,7 @@ from mock_server import __version__
 from mock_server.core.clock import iso_millis
 from mock_server.core.journal import finish
 from mock_server.core.ledger import AccountKey
+from mock_server.core.targets import target_problem
 from mock_server.optty.jsonparse import stringify
 
 if TYPE_CHECKING:
@@ -39,7 +40,9 @@ MAX_ATTEMPTS = 6
 FIRST_RETRY = timedelta(seconds=1)
 MAX_RETRY_DELAY = timedelta(minutes=5)
 ATTEMPT_TIMEOUT_SECONDS = 5.0
-MAX_RESPONSE_BYTES = 64 * 1024  # what is kept of the receiver's answer for the journal
+# what is read and kept of the receiver's answer for the journal: enough to see why a delivery
+# failed, too little to make the sandbox a way to read pages on the network it sits in
+MAX_RESPONSE_BYTES = 1024
 USER_AGENT = f"refund-mock-server/{__version__} (Optty REFUND_CALLBACK)"
 SESSION_HEADER = "X-Sandbox-Session"
 ATTEMPT_HEADER = "X-Sandbox-Attempt"
@@ -49,6 +52,7 @@ NOTE_FAILED = "REFUND_CALLBACK attempt {attempt} of {max} failed: {why}; next at
 NOTE_GAVE_UP = "REFUND_CALLBACK attempt {attempt} of {max} failed: {why}; giving up"
 NOTE_DELIVERED_LATE = "REFUND_CALLBACK delivered on attempt {attempt} of {max}"
 NOTE_CANCELLED = "REFUND_CALLBACK attempt {attempt} of {max} cancelled: the sandbox stopped"
+NOTE_ANSWER_CUT = "the receiver's answer is cut to its first {limit} bytes"
 
 
 def retry_delay(failed_attempts: int) -> timedelta:
@@ -418,15 +422,19 @@ class WebhookDispatcher:
         response_headers: list[tuple[bytes, bytes]] = []
         response_body = b""
         error: str | None = None
+        cut = False
         try:
-            async with self._http().stream("POST", url, content=delivery.body,
-                                           headers=headers) as response:
-                status = response.status_code
-                response_headers = response.headers.raw
-                async for chunk in response.aiter_raw():
-                    response_body += chunk
-                    if len(response_body) >= MAX_RESPONSE_BYTES:
-                        break
+            error = await target_problem(url, session.settings.webhook_allow)
+            if error is None:
+                async with self._http().stream("POST", url, content=delivery.body,
+                                               headers=headers) as response:
+                    status = response.status_code
+                    response_headers = response.headers.raw
+                    async for chunk in response.aiter_raw():
+                        response_body += chunk
+                        if len(response_body) > MAX_RESPONSE_BYTES:
+                            cut = True
+                            break
         except asyncio.CancelledError:
             queue.attempted(delivery, ok=False, now=session.clock.now(), status=None,
                             error="cancelled")
@@ -450,6 +458,8 @@ class WebhookDispatcher:
                      delivery.refund.refund_reference)
         elif attempt > 1:
             entry.warnings = (NOTE_DELIVERED_LATE.format(attempt=attempt, max=MAX_ATTEMPTS),)
+        if cut:
+            entry.warnings = (*entry.warnings, NOTE_ANSWER_CUT.format(limit=MAX_RESPONSE_BYTES))
         finish(entry, status=status, headers=response_headers,
                body=response_body[:MAX_RESPONSE_BYTES],
                duration_ms=(time.perf_counter() - started) * 1000)

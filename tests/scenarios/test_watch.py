@@ -49,6 +49,13 @@ def write(path: Path, text: str) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
 
+def settled(watcher: ScenarioWatcher) -> bool:
+    """Two polls: the first sees a change and leaves it (it may still be being written), the
+    second, seeing it unchanged, loads it."""
+    assert watcher.poll() is False
+    return watcher.poll()
+
+
 def ping(app: SandboxApp, session: str) -> int:
     with TestClient(app) as client:
         return client.get("/ping", headers={"X-Sandbox-Session": session}).status_code
@@ -87,7 +94,7 @@ def test_a_valid_change_replaces_the_files_rules_for_new_sessions(tmp_path: Path
     assert ping(app, "before") == 503
     assert watcher.poll() is False  # nothing changed yet
     write(drill, PING_TEAPOT)
-    assert watcher.poll() is True
+    assert settled(watcher) is True
     assert ping(app, "after") == 418
     assert ping(app, "before") == 503  # a running session keeps its world
     with TestClient(app) as client:
@@ -100,7 +107,7 @@ def test_a_valid_change_replaces_the_files_seed(tmp_path: Path) -> None:
     seeded.write_text(SEEDED % "50.00")
     app, watcher = world(tmp_path, seeded)
     write(seeded, SEEDED % "75.00")
-    assert watcher.poll() is True
+    assert settled(watcher) is True
     session = app.world.session("fresh")
     payment = session.state("afterpay").payments["555000111"]
     assert str(payment.amount) == "75.00"
@@ -113,7 +120,7 @@ def test_an_invalid_change_is_refused_with_its_line_and_the_old_rules_stay(
     app, watcher = world(tmp_path, drill)
     write(drill, PING_DOWN.replace("{status: 503}", "{status: 503, error: no_such_code}"))
     with caplog.at_level(logging.ERROR, logger="mock_server.watch"):
-        assert watcher.poll() is False
+        assert settled(watcher) is False
     messages = [r.getMessage() for r in caplog.records]
     assert f"{drill}:3: faults[0].respond.error: unknown error code 'no_such_code' for " \
            "afterpay" in "\n".join(messages)
@@ -128,7 +135,7 @@ def test_a_change_that_breaks_the_world_is_refused_too(
     app, watcher = world(tmp_path, seeded)
     write(seeded, (SEEDED % "50.00").replace("100101382", "999"))
     with caplog.at_level(logging.ERROR, logger="mock_server.watch"):
-        assert watcher.poll() is False
+        assert settled(watcher) is False
     assert f"{seeded}:4: unknown Afterpay merchant '999'" in caplog.text
     assert "555000111" in app.world.session("new").state("afterpay").payments
 
@@ -138,9 +145,9 @@ def test_a_fixed_file_is_picked_up_after_a_refused_one(tmp_path: Path) -> None:
     drill.write_text(PING_DOWN)
     app, watcher = world(tmp_path, drill)
     write(drill, "faults: [")
-    assert watcher.poll() is False
+    assert settled(watcher) is False
     write(drill, PING_TEAPOT)
-    assert watcher.poll() is True
+    assert settled(watcher) is True
     assert ping(app, "new") == 418
 
 
@@ -151,11 +158,11 @@ def test_a_file_added_to_or_removed_from_a_watched_directory(tmp_path: Path) -> 
                                    "delay: 1ms}\n")
     app, watcher = world(tmp_path, folder)
     (folder / "b.yaml").write_text(PING_DOWN)
-    assert watcher.poll() is True
+    assert settled(watcher) is True
     assert [s.name for s in app.world.startup] == ["default", "a", "drills"]
     assert ping(app, "one") == 503
     (folder / "b.yaml").unlink()
-    assert watcher.poll() is True
+    assert settled(watcher) is True
     assert [s.name for s in app.world.startup] == ["default", "a"]
     assert ping(app, "two") == 200
 
@@ -167,7 +174,7 @@ def test_a_named_file_that_disappears_keeps_its_rules(
     app, watcher = world(tmp_path, drill)
     drill.unlink()
     with caplog.at_level(logging.ERROR, logger="mock_server.watch"):
-        assert watcher.poll() is False
+        assert settled(watcher) is False
     assert f"{drill}:1: cannot read" in caplog.text
     assert ping(app, "new") == 503
 

@@ -40,6 +40,17 @@ FLAGS = [
      timedelta(days=2)),
     (["--journal-size", "50"], "MOCK_SERVER_JOURNAL_SIZE", "50", "journal_size", 50),
     (["--max-body-bytes", "2048"], "MOCK_SERVER_MAX_BODY_BYTES", "2048", "max_body_bytes", 2048),
+    (["--max-sessions", "20"], "MOCK_SERVER_MAX_SESSIONS", "20", "max_sessions", 20),
+    (["--session-idle-ttl", "30m"], "MOCK_SERVER_SESSION_IDLE_TTL", "30m", "session_idle_ttl",
+     timedelta(minutes=30)),
+    (["--max-fault-rules", "50"], "MOCK_SERVER_MAX_FAULT_RULES", "50", "max_fault_rules", 50),
+    (["--max-scenario-bytes", "4096"], "MOCK_SERVER_MAX_SCENARIO_BYTES", "4096",
+     "max_scenario_bytes", 4096),
+    (["--max-connections", "300"], "MOCK_SERVER_MAX_CONNECTIONS", "300", "max_connections", 300),
+    (["--keep-alive-timeout", "10s"], "MOCK_SERVER_KEEP_ALIVE_TIMEOUT", "10s",
+     "keep_alive_timeout", timedelta(seconds=10)),
+    (["--webhook-allow", "10.0.0.0/8,127.0.0.1"], "MOCK_SERVER_WEBHOOK_ALLOW",
+     "10.0.0.0/8,127.0.0.1", "webhook_allow", ("10.0.0.0/8", "127.0.0.1/32")),
 ]
 
 

@@ -67,7 +67,8 @@ def test_health_check_answers_as_documented(sandbox_server: SandboxServer) -> No
         assert answer.status == 200
         body = json.load(answer)
     assert body["status"] == "ok" and set(body) == {"status", "version", "sessions",
-                                                    "uptimeSeconds"}
+                                                    "uptimeSeconds", "maxSessions",
+                                                    "sessionsEvicted", "sessionsExpired"}
     probe = [sys.executable, "-m", "mock_server.healthcheck"]
     up = subprocess.run([*probe, f"{sandbox_server.url}/__admin/health"], timeout=60, check=False)
     down = subprocess.run([*probe, "http://127.0.0.1:9/__admin/health"], timeout=60, check=False)
