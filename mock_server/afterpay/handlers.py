@@ -16,7 +16,11 @@ from mock_server.core.http import Context, answer, processing_time
 from mock_server.core.ledger import IdempotencyKey
 
 JSON = "application/json"
-CORRELATION_HEADER = "Http-Correlation-Id"
+# recorded: the two recorders that keep header names as sent show underscores
+# (clearpay-api-client `HTTP_CORRELATION_ID`, afterpay-ruby `http_correlation_id`); the one that
+# shows `Http-Correlation-Id` (solidus_afterpay, WebMock) rewrites `_` to `-` (fidelity notes).
+# uvicorn writes every header name in lower case.
+CORRELATION_HEADER = "http_correlation_id"
 # no ";" inside a warning: the app joins several with "; "
 WARN_NO_USER_AGENT = (
     "User-Agent is missing: Afterpay documents it as required on every call, in the form "
@@ -30,22 +34,31 @@ _JSON_MEDIA = ("application/json", "application/*", "*/*")
 
 _CORRELATION_NAME = CORRELATION_HEADER.lower().encode()
 _JSON_BYTES = JSON.encode()
+# recorded (solidus_afterpay find_payment/valid and /invalid, afterpay-ruby
+# _get_payment_by_order_id): reads carry this Cache-Control, the 200 also Vary
+_NO_CACHE = (b"cache-control", b"private, no-cache, no-store, no-transform, must-revalidate, "
+                               b"max-age=0")
+_VARY = (b"vary", b"Accept-Encoding")
 # what Starlette's Response would send for media_type="text/plain"
 _TEXT_BYTES = b"text/plain; charset=utf-8"
 
 
 def respond(ctx: Context, status: int, body: bytes, content_type: bytes = _JSON_BYTES,
-            headers: dict[str, str] | None = None) -> Response:
-    # every real answer carries a correlation id (26 lowercase letters and digits)
+            headers: dict[str, str] | None = None,
+            before: tuple[tuple[bytes, bytes], ...] = (),
+            after: tuple[tuple[bytes, bytes], ...] = ()) -> Response:
+    # every real answer carries a correlation id (26 lowercase letters and digits); `before` and
+    # `after` are ready header pairs around it, in the recorded order
     extra = [(name.lower().encode("latin-1"), value.encode("latin-1"))
              for name, value in (headers or {}).items()]
-    return answer(body, status, content_type,
-                  (_CORRELATION_NAME, ctx.session.ids.alnum(26).encode()), *extra)
+    return answer(body, status, content_type, *before,
+                  (_CORRELATION_NAME, ctx.session.ids.alnum(26).encode()), *after, *extra)
 
 
-def error(ctx: Context, err: errors.AfterpayError, headers: dict[str, str] | None = None
-          ) -> Response:
-    return respond(ctx, err.status, errors.render(err, ctx.session.ids.hex(16)), headers=headers)
+def error(ctx: Context, err: errors.AfterpayError, headers: dict[str, str] | None = None,
+          before: tuple[tuple[bytes, bytes], ...] = ()) -> Response:
+    return respond(ctx, err.status, errors.render(err, ctx.session.ids.hex(16)), headers=headers,
+                   before=before)
 
 
 def _reject_constant(name: str) -> Any:
@@ -185,9 +198,12 @@ class AfterpayHandlers:
                 raise errors.NotAcceptable()
             payment = self.model.payment(state, merchant, ctx.params["orderId"])
             await processing_time(ctx)
-            return respond(ctx, 200, dumps(self.model.payment_body(ctx.session, payment)))
+            return respond(ctx, 200, dumps(self.model.payment_body(ctx.session, payment)),
+                           before=(_NO_CACHE,), after=(_VARY,))
         except errors.AfterpayError as err:
-            return error(ctx, err)
+            # recorded: the 404 of a read carries Cache-Control too (no Vary); Decision: so do
+            # the read's other refusals
+            return error(ctx, err, before=(_NO_CACHE,))
 
     async def ping(self, ctx: Context) -> Response:
         # docs: ping needs no credentials; User-Agent is still documented for every call

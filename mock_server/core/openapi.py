@@ -17,6 +17,8 @@ from jsonschema import Draft4Validator, ValidationError, validators
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PARAM = re.compile(r"\{([^}/]+)\}")
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+# path item extension: the names of its path parameters that may be empty
+EMPTY_PARAMETERS = "x-sandbox-empty-parameters"
 
 
 def _not_multiple(instance: Any, divisor: Any) -> bool:
@@ -158,7 +160,11 @@ class Spec:
         resolved = _resolve(copy.deepcopy(dict(document)), document)
         global_security = resolved.get("security", [])
         for template, item in resolved.get("paths", {}).items():
-            entry = _PathEntry(template, _compile(template), _static_count(template), {})
+            # a path item may name parameters that also match an empty segment (an Afterpay
+            # route answers `/v2/payments//refund` itself, recorded); by default a parameter
+            # needs one character at least
+            empty = frozenset(item.get(EMPTY_PARAMETERS, ()))
+            entry = _PathEntry(template, _compile(template, empty), _static_count(template), {})
             for method in METHODS:
                 raw = item.get(method)
                 if raw is None:
@@ -215,11 +221,12 @@ def _first_segment(path: str) -> str:
     return path.split("/", 2)[1] if path.startswith("/") else ""
 
 
-def _compile(template: str) -> re.Pattern[str]:
+def _compile(template: str, empty: frozenset[str] = frozenset()) -> re.Pattern[str]:
     pattern = ""
     last = 0
     for found in _PARAM.finditer(template):
-        pattern += re.escape(template[last:found.start()]) + f"(?P<{found.group(1)}>[^/]+)"
+        run = "*" if found.group(1) in empty else "+"
+        pattern += re.escape(template[last:found.start()]) + f"(?P<{found.group(1)}>[^/]{run})"
         last = found.end()
     return re.compile("^" + pattern + re.escape(template[last:]) + "$")
 
