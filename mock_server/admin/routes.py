@@ -71,7 +71,7 @@ def _json_object(ctx: Context) -> dict[str, Any]:
     violations = ctx.operation.validate_body(value)
     if violations:
         raise AdminError(400, "invalid_request",
-                         "; ".join(f"{v.dotted or 'body'}: {v.message}" for v in violations))
+                         "; ".join(f"{v.dotted or 'body'}: {v.describe()}" for v in violations))
     return value
 
 

@@ -152,7 +152,11 @@ class AfterpayHandlers:
         violations = ctx.operation.validate_body(request)
         if violations:
             first = violations[0]
-            raise errors.InvalidObject(f"{first.dotted or 'body'} {first.message}")
+            # the Bean Validation @Size wording of the reference rows, else plain words with
+            # JSON values (never the validator's Python text)
+            detail = (f"size must be between 0 and {first.argument}"
+                      if first.keyword == "maxLength" else first.describe())
+            raise errors.InvalidObject(f"{first.dotted or 'body'} {detail}")
 
     async def create_refund(self, ctx: Context) -> Response:
         claimed: IdempotencyKey | None = None
