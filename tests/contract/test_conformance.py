@@ -293,10 +293,10 @@ def admin_reset(case: Any, response: Any) -> None:
 
 
 def admin_load_scenario(case: Any, response: Any) -> None:
-    if response.status_code == 400:
+    if response.status_code == 422:
         body = response.json()
-        # a document the sketch in the spec lets through but the full scenario schema refuses:
-        # refused whole, with every problem located
+        # a document the schema allows but the sandbox cannot apply (references, sums, unique
+        # ids, a number's written form): refused whole, with every problem located
         assert body["error"] == "invalid_scenario", body
         assert body["problems"] and all(re.match(r"^\S.*:\d+: ", p) for p in body["problems"])
         return
