@@ -30,3 +30,36 @@ def seeded_ids_are_found(ctx: Any, response: Any, case: Any) -> bool | None:
         value = (case.path_parameters or {}).get(name)
         assert value not in seeded, f"{name} {value} is in the seeded world, yet answered 404"
     return None
+
+
+def outgoing_headers(case: Any) -> dict[str, str]:
+    """The headers a case must be sent with explicitly, so the request is what the case says.
+
+    - Accept: OpenAPI 3.0 says a header parameter named Accept "SHALL be ignored", so
+      schemathesis generates the declared one (pattern and its negation) but sends its own
+      `Accept: */*`; passed explicitly, the generated value is what the sandbox gets.
+    - User-Agent: the transport adds `schemathesis/<version>` (in process: `testclient`) to a
+      request without one, so a generated "User-Agent missing" case (Afterpay declares it
+      required) would never be sent as such; it is sent blank, which the sandbox treats as
+      missing (docs/fidelity.md). The in-process suite also drops its client's default.
+    """
+    headers: dict[str, str] = {}
+    declared = {p.name.lower(): p for p in case.operation.headers}
+    given = {name.lower(): value for name, value in (case.headers or {}).items()}
+    if "accept" in declared and "accept" in given:
+        headers["Accept"] = str(given["accept"])
+    agent = declared.get("user-agent")
+    if agent is not None and agent.is_required and not str(given.get("user-agent", ""))\
+            .strip(" \t"):
+        headers["User-Agent"] = ""
+    return headers
+
+
+@schemathesis.hook
+def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
+    # a hook cannot pass headers to the call; the case's own headers carry the blank
+    # User-Agent (the in-process suite passes outgoing_headers() to case.call itself)
+    if "User-Agent" in outgoing_headers(case):
+        if case.headers is None:
+            case.headers = {}
+        case.headers["User-Agent"] = ""

@@ -24,8 +24,10 @@ from urllib.parse import parse_qsl
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.python import asgi
 
 from mock_server.app import create_app
+from tests.contract.hooks import outgoing_headers
 from mock_server.core.world import SESSION_NAME
 from mock_server.resources import spec_path
 from mock_server.settings import Settings
@@ -37,7 +39,10 @@ ADMIN_TOKEN = "conformance-admin-token"  # the same in admin.toml
 SESSION_HEADER = "X-Sandbox-Session"
 
 # One sandbox for the module: the bundled default world, a clock that never moves, seeded ids.
-SANDBOX = create_app(Settings(seed=7, admin_token=ADMIN_TOKEN), time_source=lambda: START)
+# Strict mode: the User-Agent Afterpay requires (and the spec declares required) is enforced, so
+# a generated request without one is refused like any other schema-violating request.
+SANDBOX = create_app(Settings(seed=7, admin_token=ADMIN_TOKEN, strict=True),
+                     time_source=lambda: START)
 
 
 def load(name: str) -> Any:
@@ -396,7 +401,16 @@ def default_world_oracle(ctx: Any, response: Any, case: Any) -> bool | None:
 
 def conforms(case: Any) -> None:
     in_fresh_session(case)
-    response = case.call()
+    # the generated Accept, and a blank User-Agent for a case without a usable one
+    headers = outgoing_headers(case)
+    if "User-Agent" in headers:
+        # the in-process client adds `User-Agent: testclient` unless it has no default one
+        events = case.operation.schema.config.max_stream_events_for(operation=case.operation)
+        with asgi.get_client(SANDBOX, max_stream_events=events) as client:
+            client.headers.pop("user-agent", None)
+            response = case.call(session=client, headers=headers)
+    else:
+        response = case.call(headers=headers)
     case.validate_response(response, additional_checks=[default_world_oracle])
 
 
