@@ -24,13 +24,12 @@ from urllib.parse import parse_qsl
 
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.python import asgi
 
 from mock_server.app import create_app
-from tests.contract.hooks import outgoing_headers
 from mock_server.core.world import SESSION_NAME
 from mock_server.resources import spec_path
 from mock_server.settings import Settings
+from tests.contract.hooks import call_as_generated
 
 HERE = Path(__file__).parent
 START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
@@ -402,15 +401,7 @@ def default_world_oracle(ctx: Any, response: Any, case: Any) -> bool | None:
 def conforms(case: Any) -> None:
     in_fresh_session(case)
     # the generated Accept, and a blank User-Agent for a case without a usable one
-    headers = outgoing_headers(case)
-    if "User-Agent" in headers:
-        # the in-process client adds `User-Agent: testclient` unless it has no default one
-        events = case.operation.schema.config.max_stream_events_for(operation=case.operation)
-        with asgi.get_client(SANDBOX, max_stream_events=events) as client:
-            client.headers.pop("user-agent", None)
-            response = case.call(session=client, headers=headers)
-    else:
-        response = case.call(headers=headers)
+    response = call_as_generated(case, SANDBOX)
     case.validate_response(response, additional_checks=[default_world_oracle])
 
 
