@@ -20,6 +20,7 @@ from mock_server import __version__
 from mock_server.core.clock import iso_millis, parse_instant
 from mock_server.core.http import Context, Handler, Problem
 from mock_server.core.openapi import Spec
+from mock_server.core.scenario_spec import follows_published_schema, plain_document
 from mock_server.core.scenarios import ScenarioError, parse_scenario
 from mock_server.core.world import Session
 
@@ -88,7 +89,7 @@ def _json_object(ctx: Context) -> dict[str, Any]:
     violations = ctx.operation.validate_body(value)
     if violations:
         raise AdminError(400, "invalid_request",
-                         "; ".join(f"{v.dotted or 'body'}: {v.message}" for v in violations))
+                         "; ".join(f"{v.dotted or 'body'}: {v.describe()}" for v in violations))
     return value
 
 
@@ -197,7 +198,12 @@ class AdminApp:
                                              error_codes=self.app.world.error_codes))
             loaded = self.app.world.load(ctx.session, scenario)
         except ScenarioError as err:
-            raise AdminError(400, "invalid_scenario", str(err), list(err.problems)) from err
+            # 400: the document breaks the published scenario schema (or is no YAML/JSON);
+            # 422: the schema allows it, but what JSON Schema cannot say refuses it (references
+            # between its parts or to the session, money that does not add up, unique ids, a
+            # number's written form). Decided on the error path only.
+            status = 422 if follows_published_schema(plain_document(ctx.body)) else 400
+            raise AdminError(status, "invalid_scenario", str(err), list(err.problems)) from err
         return json_response({"session": ctx.session.name, "name": scenario.name,
                               "seeded": loaded.seeded, "faults": len(loaded.faults)}, 201)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 from starlette.responses import Response
@@ -16,7 +17,11 @@ from mock_server.core.http import Context, answer, processing_time
 from mock_server.core.ledger import IdempotencyKey
 
 JSON = "application/json"
-CORRELATION_HEADER = "Http-Correlation-Id"
+# recorded: the two recorders that keep header names as sent show underscores
+# (clearpay-api-client `HTTP_CORRELATION_ID`, afterpay-ruby `http_correlation_id`); the one that
+# shows `Http-Correlation-Id` (solidus_afterpay, WebMock) rewrites `_` to `-` (fidelity notes).
+# uvicorn writes every header name in lower case.
+CORRELATION_HEADER = "http_correlation_id"
 # no ";" inside a warning: the app joins several with "; "
 WARN_NO_USER_AGENT = (
     "User-Agent is missing: Afterpay documents it as required on every call, in the form "
@@ -25,27 +30,35 @@ WARN_NO_USER_AGENT = (
 WARN_REPLAY_BODY_DIFFERS = (
     "idempotent replay: this request differs from the original with the same requestId "
     "and merchantReference (body or orderId), the original answer is returned unchanged")
-_JSON_MEDIA = ("application/json", "application/*", "*/*")
 
 
 _CORRELATION_NAME = CORRELATION_HEADER.lower().encode()
 _JSON_BYTES = JSON.encode()
+# recorded (solidus_afterpay find_payment/valid and /invalid, afterpay-ruby
+# _get_payment_by_order_id): reads carry this Cache-Control, the 200 also Vary
+_NO_CACHE = (b"cache-control", b"private, no-cache, no-store, no-transform, must-revalidate, "
+                               b"max-age=0")
+_VARY = (b"vary", b"Accept-Encoding")
 # what Starlette's Response would send for media_type="text/plain"
 _TEXT_BYTES = b"text/plain; charset=utf-8"
 
 
 def respond(ctx: Context, status: int, body: bytes, content_type: bytes = _JSON_BYTES,
-            headers: dict[str, str] | None = None) -> Response:
-    # every real answer carries a correlation id (26 lowercase letters and digits)
+            headers: dict[str, str] | None = None,
+            before: tuple[tuple[bytes, bytes], ...] = (),
+            after: tuple[tuple[bytes, bytes], ...] = ()) -> Response:
+    # every real answer carries a correlation id (26 lowercase letters and digits); `before` and
+    # `after` are ready header pairs around it, in the recorded order
     extra = [(name.lower().encode("latin-1"), value.encode("latin-1"))
              for name, value in (headers or {}).items()]
-    return answer(body, status, content_type,
-                  (_CORRELATION_NAME, ctx.session.ids.alnum(26).encode()), *extra)
+    return answer(body, status, content_type, *before,
+                  (_CORRELATION_NAME, ctx.session.ids.alnum(26).encode()), *after, *extra)
 
 
-def error(ctx: Context, err: errors.AfterpayError, headers: dict[str, str] | None = None
-          ) -> Response:
-    return respond(ctx, err.status, errors.render(err, ctx.session.ids.hex(16)), headers=headers)
+def error(ctx: Context, err: errors.AfterpayError, headers: dict[str, str] | None = None,
+          before: tuple[tuple[bytes, bytes], ...] = ()) -> Response:
+    return respond(ctx, err.status, errors.render(err, ctx.session.ids.hex(16)), headers=headers,
+                   before=before)
 
 
 def _reject_constant(name: str) -> Any:
@@ -71,28 +84,22 @@ def parse_body(raw: bytes) -> Any:
         raise errors.InvalidJson() from None
 
 
-def _quality(params: list[str]) -> float:
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "q":
-            try:
-                return float(value.strip())
-            except ValueError:
-                return 1.0
-    return 1.0
+# What admits JSON, as the spec's Accept pattern says it (openapi/afterpay.yaml; JSON Schema's
+# `pattern` is unanchored, so it can describe "some range in the list"): an empty header, or a
+# range application/json, application/*, */* or any +json type (any case, optional spaces),
+# whose parameters hold no zero quality (q=0, q=0.000: RFC 9110's zero qvalue). Written with
+# explicit character classes, so Python and ECMA-262 read it the same.
+ACCEPT_JSON_PATTERN = (
+    r"^[ \t]*$|(^|,)[ \t]*([Aa][Pp][Pp][Ll][Ii][Cc][Aa][Tt][Ii][Oo][Nn]/([Jj][Ss][Oo][Nn]|\*)"
+    r"|\*/\*|[^,;]*\+[Jj][Ss][Oo][Nn])[ \t]*"
+    r"(;(?![ \t]*[Qq][ \t]*=[ \t]*0(\.0{0,3})?[ \t]*(;|,|$))[^,;]*)*(,|$)")
+_ACCEPT_JSON = re.compile(ACCEPT_JSON_PATTERN)
 
 
 @functools.lru_cache(maxsize=256)
 def accepts_json(accept: str | None) -> bool:
-    """Whether an Accept header admits application/json (a range with q=0 excludes)."""
-    if not accept or not accept.strip():
-        return True
-    for media_range in accept.split(","):
-        media, *params = media_range.split(";")
-        media = media.strip().lower()
-        if (media in _JSON_MEDIA or media.endswith("+json")) and _quality(params) > 0:
-            return True
-    return False
+    """Whether an Accept header admits application/json (no header: it does)."""
+    return accept is None or _ACCEPT_JSON.search(accept) is not None
 
 
 @functools.lru_cache(maxsize=256)
@@ -117,7 +124,7 @@ class AfterpayHandlers:
         state: AfterpayState = ctx.session.state("afterpay")
         merchant = (self.model.authenticate(state, ctx.headers.get("authorization"))
                     if authenticate else None)
-        if not ctx.headers.get("user-agent", "").strip():
+        if not ctx.headers.get("user-agent", "").strip(" \t"):
             # Decision: the real reaction to a missing User-Agent is unknown
             if ctx.settings.strict:
                 raise errors.InvalidRequest()
@@ -139,7 +146,11 @@ class AfterpayHandlers:
         violations = ctx.operation.validate_body(request)
         if violations:
             first = violations[0]
-            raise errors.InvalidObject(f"{first.dotted or 'body'} {first.message}")
+            # the Bean Validation @Size wording of the reference rows, else plain words with
+            # JSON values (never the validator's Python text)
+            detail = (f"size must be between 0 and {first.argument}"
+                      if first.keyword == "maxLength" else first.describe())
+            raise errors.InvalidObject(f"{first.dotted or 'body'} {detail}")
 
     async def create_refund(self, ctx: Context) -> Response:
         claimed: IdempotencyKey | None = None
@@ -185,9 +196,12 @@ class AfterpayHandlers:
                 raise errors.NotAcceptable()
             payment = self.model.payment(state, merchant, ctx.params["orderId"])
             await processing_time(ctx)
-            return respond(ctx, 200, dumps(self.model.payment_body(ctx.session, payment)))
+            return respond(ctx, 200, dumps(self.model.payment_body(ctx.session, payment)),
+                           before=(_NO_CACHE,), after=(_VARY,))
         except errors.AfterpayError as err:
-            return error(ctx, err)
+            # recorded: the 404 of a read carries Cache-Control too (no Vary); Decision: so do
+            # the read's other refusals
+            return error(ctx, err, before=(_NO_CACHE,))
 
     async def ping(self, ctx: Context) -> Response:
         # docs: ping needs no credentials; User-Agent is still documented for every call

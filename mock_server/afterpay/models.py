@@ -36,6 +36,10 @@ REFUND_WINDOW = timedelta(days=120)
 _UNCAPTURED_STATES = frozenset({"AUTH_APPROVED", "AUTH_DECLINED", "CAPTURE_DECLINED", "VOIDED"})
 _DECLINED_STATES = frozenset({"AUTH_DECLINED"})
 REFUND_ID_START = 10_000_000
+# Decision (docs: an auth expires after 13 days; recorded US 2021 sandboxes 7 days, EU 2020 36 h,
+# a regional setting): AUTH_APPROVED's `expires` is `created` + 13 days - 1 ms, as recorded
+# `expires` fall a millisecond or so before the whole period
+AUTH_EXPIRY = timedelta(days=13) - timedelta(milliseconds=1)
 
 # check_seed problems (scenario authors read these)
 SEED_UNKNOWN_MERCHANT = "unknown Afterpay merchant {merchant!r}"
@@ -205,18 +209,7 @@ class AfterpayModel:
                               "PARTIALLY_CAPTURED" if captured > 0 else "AUTH_APPROVED")
         created = parse_instant(p["created"]) if p.get("created") else now
         currency = p.get("currency") or merchant.currencies[0]
-        # recorded (GET payment): events carry "expires" and "paymentEventMerchantReference",
-        # written as null when unset
-        events = [{"id": session.ids.alnum(27), "created": iso_millis(created),
-                   "expires": None, "type": "AUTH_DECLINED" if explicit_state in
-                   _DECLINED_STATES else "AUTH_APPROVED",
-                   "amount": {"amount": f"{amount:.2f}", "currency": currency},
-                   "paymentEventMerchantReference": None}]
-        if captured > 0:
-            events.append({"id": session.ids.alnum(27), "created": iso_millis(created),
-                           "expires": None, "type": "CAPTURED",
-                           "amount": {"amount": f"{captured:.2f}", "currency": currency},
-                           "paymentEventMerchantReference": None})
+        events = _seed_events(session, explicit_state, amount, captured, currency, created)
         return Payment(
             id=str(p["id"]), merchant_id=merchant.merchant_id,
             token=p.get("token") or f"002.{session.ids.alnum(48)}",
@@ -307,13 +300,17 @@ class AfterpayModel:
         """GET /v2/payments/{orderId}, in the recorded key order."""
         view = self.account(session, payment)
         currency = payment.currency
+        # recorded (solidus_afterpay immediate/capture/declined_payment): a declined immediate
+        # capture is status DECLINED with the whole amount still open to capture
+        capture_declined = payment.state == "CAPTURE_DECLINED" and payment.captured <= 0
         open_to_capture = (payment.amount - payment.captured
                            if payment.state in ("AUTH_APPROVED", "PARTIALLY_CAPTURED")
-                           else Decimal(0))
+                           or capture_declined else Decimal(0))
+        declined = payment.state in _DECLINED_STATES or capture_declined
         return {
             "id": payment.id,
             "token": payment.token,
-            "status": "DECLINED" if payment.state in _DECLINED_STATES else "APPROVED",
+            "status": "DECLINED" if declined else "APPROVED",
             "created": iso_millis(payment.created),
             "originalAmount": _money(payment.amount, currency),
             "openToCaptureAmount": _money(open_to_capture, currency),
@@ -354,6 +351,38 @@ def _seed_captured(p: dict[str, Any], amount: Decimal) -> Decimal:
     return amount
 
 
+def _event(session: Session, kind: str, at: datetime, amount: Decimal, currency: str,
+           reference: str | None = None) -> dict[str, Any]:
+    """A payment event in the recorded key order; only AUTH_APPROVED has an `expires`."""
+    return {"id": session.ids.ksuid(at), "created": iso_millis(at),
+            "expires": iso_millis(at + AUTH_EXPIRY) if kind == "AUTH_APPROVED" else None,
+            "type": kind, "amount": {"amount": f"{amount:.2f}", "currency": currency},
+            "paymentEventMerchantReference": reference}
+
+
+def _seed_events(session: Session, state: str, amount: Decimal, captured: Decimal,
+                 currency: str, created: datetime) -> list[dict[str, Any]]:
+    """The events a seeded payment shows, as the recorded flows left them.
+
+    recorded: an immediate capture is one CAPTURED event (solidus_afterpay
+    immediate/capture/valid), a declined one one CAPTURE_DECLINED (…/declined_payment); a
+    deferred payment is AUTH_APPROVED, then each CAPTURED with paymentEventMerchantReference ""
+    (afterpay-ruby _list_payments, _get_payment_by_order_id). Decision: a seed cannot say which
+    flow a fully captured payment took, so CAPTURED in full is the immediate flow; anything
+    captured in part is the deferred one.
+    """
+    if state in _DECLINED_STATES:
+        return [_event(session, "AUTH_DECLINED", created, amount, currency)]
+    if captured >= amount and state == "CAPTURED":
+        return [_event(session, "CAPTURED", created, captured, currency)]
+    if state == "CAPTURE_DECLINED" and captured <= 0:
+        return [_event(session, "CAPTURE_DECLINED", created, amount, currency)]
+    events = [_event(session, "AUTH_APPROVED", created, amount, currency)]
+    if captured > 0:
+        events.append(_event(session, "CAPTURED", created, captured, currency, ""))
+    return events
+
+
 def _money(amount: Decimal, currency: str) -> dict[str, str]:
     return {"amount": Money(amount, currency).text(), "currency": currency}
 
@@ -366,15 +395,18 @@ def _references(request: RefundRequest) -> dict[str, str]:
 
 
 def _refund_summary(entry: RefundEntry, currency: str) -> dict[str, Any]:
-    """A refund as the payment lists it: the Refund object the 201 answered (recorded: keys in
-    alphabetical order, null references left out), whatever the request's field order was."""
+    """A refund as the payment lists it: the Refund object the 201 answered (recorded:
+    requestId, amount, merchantReference, refundId, refundedAt, refundMerchantReference, null
+    references left out), whatever the request's field order was."""
     details = entry.details
-    body: dict[str, Any] = {
-        "amount": _money(entry.amount, details.get("currency", currency)),
-        "refundId": entry.refund_id,
-        "refundedAt": iso_millis(entry.at),
-    }
-    for name in ("requestId", "merchantReference", "refundMerchantReference"):
-        if details.get(name) is not None:
-            body[name] = details[name]
-    return dict(sorted(body.items()))
+    body: dict[str, Any] = {}
+    if details.get("requestId") is not None:
+        body["requestId"] = details["requestId"]
+    body["amount"] = _money(entry.amount, details.get("currency", currency))
+    if details.get("merchantReference") is not None:
+        body["merchantReference"] = details["merchantReference"]
+    body["refundId"] = entry.refund_id
+    body["refundedAt"] = iso_millis(entry.at)
+    if details.get("refundMerchantReference") is not None:
+        body["refundMerchantReference"] = details["refundMerchantReference"]
+    return body

@@ -72,38 +72,36 @@ class RefundRequest:
     refund_merchant_reference: str | None
 
     def echo(self) -> dict[str, Any]:
-        """The non-null request fields as Afterpay echoes them."""
-        # Afterpay sorts properties alphabetically (the seed's example: amount,
-        # merchantReference, refundId, refundMerchantReference, refundedAt, requestId) and
-        # omits null ones (recorded). The amount comes back with two decimals (recorded:
+        """The non-null request fields as Afterpay echoes them, in the Refund object's order."""
+        # recorded (afterpay-ruby _list_payments, _get_payment_by_order_id): a Refund is written
+        # requestId, amount, merchantReference, refundId, refundedAt, refundMerchantReference;
+        # null ones are omitted (recorded). The amount comes back with two decimals (recorded:
         # "10.0" -> "10.00").
-        body: dict[str, Any] = {
-            "amount": {"amount": format(self.amount, "f"), "currency": self.currency}
-        }
+        body: dict[str, Any] = {}
+        if self.request_id is not None:
+            body["requestId"] = self.request_id
+        body["amount"] = {"amount": format(self.amount, "f"), "currency": self.currency}
         if self.merchant_reference is not None:
             body["merchantReference"] = self.merchant_reference
         if self.refund_merchant_reference is not None:
             body["refundMerchantReference"] = self.refund_merchant_reference
-        if self.request_id is not None:
-            body["requestId"] = self.request_id
         return body
 
     def refund_body(self, refund_id: str, refunded_at: str) -> dict[str, Any]:
-        """The 201 body: the echo plus refundId and refundedAt, in Afterpay's sorted order."""
-        # Built in that order (what sorting the echo plus the two would give: Java's String
-        # order, UTF-16 units, is Python's for these ASCII keys, so "refundMerchantReference"
-        # comes before "refundedAt" as in the seed), without sorting at every refund.
-        body: dict[str, Any] = {
-            "amount": {"amount": format(self.amount, "f"), "currency": self.currency}
-        }
+        """The 201 body: the echo plus refundId and refundedAt, in the recorded Refund order."""
+        # Built in that order (requestId, amount, merchantReference, refundId, refundedAt,
+        # refundMerchantReference: the Refund object as the recorded payments list it), with
+        # no sorting or reordering at any refund.
+        body: dict[str, Any] = {}
+        if self.request_id is not None:
+            body["requestId"] = self.request_id
+        body["amount"] = {"amount": format(self.amount, "f"), "currency": self.currency}
         if self.merchant_reference is not None:
             body["merchantReference"] = self.merchant_reference
         body["refundId"] = refund_id
+        body["refundedAt"] = refunded_at
         if self.refund_merchant_reference is not None:
             body["refundMerchantReference"] = self.refund_merchant_reference
-        body["refundedAt"] = refunded_at
-        if self.request_id is not None:
-            body["requestId"] = self.request_id
         return body
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import math
 import numbers
 import re
 from collections.abc import Callable, Mapping
@@ -17,13 +19,68 @@ from jsonschema import Draft4Validator, ValidationError, validators
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PARAM = re.compile(r"\{([^}/]+)\}")
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+# path item extension: the names of its path parameters that may be empty
+EMPTY_PARAMETERS = "x-sandbox-empty-parameters"
 
 
 def _not_multiple(instance: Any, divisor: Any) -> bool:
+    """Whether a number is not an exact multiple of the divisor, for numbers of any size:
+    Decimal's `%` gives up (InvalidOperation) once the quotient has more than 28 digits, which
+    would call 1e26 "not a multiple of 0.01"; integer arithmetic on the digits does not."""
     try:
-        return Decimal(str(instance)) % Decimal(str(divisor)) != 0
+        number = Decimal(instance) if isinstance(instance, int) else Decimal(str(instance))
+        step = Decimal(str(divisor))
     except (InvalidOperation, ValueError):
         return True
+    if not number.is_finite() or not step.is_finite() or step == 0:
+        return True
+    if number == 0:
+        return False
+    n_sign, n_digits, n_exp = number.as_tuple()
+    _s_sign, s_digits, s_exp = step.as_tuple()
+    mantissa = int("".join(map(str, n_digits)))
+    step_mantissa = int("".join(map(str, s_digits)))
+    assert isinstance(n_exp, int) and isinstance(s_exp, int)
+    shift = n_exp - s_exp
+    if shift >= 0:
+        # number / step = mantissa * 10**shift / step_mantissa: test it modulo step_mantissa
+        # (pow with a modulus stays small for any exponent)
+        return (mantissa % step_mantissa) * pow(10, shift, step_mantissa) % step_mantissa != 0
+    # the step has more places than the number: the number's digits must absorb them
+    if -shift > len(n_digits):
+        return True
+    return mantissa % (step_mantissa * 10 ** -shift) != 0
+
+
+def _number_text(value: Any) -> str:
+    """A number as JSON (or JavaScript) writes it, never Python's repr."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, Decimal):
+        return str(value).replace("E", "e") if value.is_finite() else str(value)
+    return str(value)
+
+
+def json_text(value: Any) -> str:
+    """A value in a client message, in JSON's words: null, true, "text", 10.5, an object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return _number_text(value)
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return json.dumps(shown, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return "a value"
 
 
 def _multiple_of(validator: Any, divisor: Any, instance: Any, schema: Any) -> Any:
@@ -32,7 +89,8 @@ def _multiple_of(validator: Any, divisor: Any, instance: Any, schema: Any) -> An
     if not validator.is_type(instance, "number"):
         return
     if _not_multiple(instance, divisor):
-        yield ValidationError(f"{instance!r} is not a multiple of {divisor}")
+        yield ValidationError(
+            f"{json_text(instance)} is not a multiple of {_number_text(divisor)}")
 
 
 RequestValidator = validators.extend(Draft4Validator, {"multipleOf": _multiple_of})
@@ -48,11 +106,60 @@ class Violation:
 
     path: tuple[str | int, ...]
     keyword: str
-    message: str
+    message: str  # the validator's own text: for logs and tests, never for a client
+    argument: Any = None  # the keyword's value in the schema (a limit, a pattern, a type)
+    instance: Any = None  # the value that broke it
+    schema: Any = None  # the (sub)schema that failed
 
     @property
     def dotted(self) -> str:
         return ".".join(str(p) for p in self.path)
+
+    def describe(self) -> str:
+        """What is wrong, in plain words with values written as JSON (null, true, "text"),
+        so no Python repr reaches a client."""
+        arg, value = self.argument, self.instance
+        if self.keyword == "type":
+            wanted = [arg] if isinstance(arg, str) else list(arg or ())
+            names = " or ".join(_TYPE_WORDS.get(str(name), str(name)) for name in wanted)
+            return f"must be {names}, not {json_text(value)}"
+        if self.keyword == "required" and isinstance(value, Mapping):
+            missing = [name for name in arg or () if name not in value]
+            return "missing required field " + ", ".join(json_text(name) for name in missing)
+        if self.keyword == "additionalProperties" and isinstance(value, Mapping):
+            known = set((self.schema or {}).get("properties", {}))
+            extra = [name for name in value if name not in known]
+            return "unknown field " + ", ".join(json_text(name) for name in extra)
+        if self.keyword == "enum":
+            return (f"{json_text(value)} is not one of "
+                    + ", ".join(json_text(each) for each in arg or ()))
+        if self.keyword == "pattern":
+            return f"{json_text(value)} does not match the pattern {arg}"
+        if self.keyword == "minLength":
+            return f"must be at least {arg} characters long"
+        if self.keyword == "maxLength":
+            return f"must be at most {arg} characters long"
+        if self.keyword == "minimum":
+            exclusive = (self.schema or {}).get("exclusiveMinimum") is True
+            bound = "more than" if exclusive else "at least"
+            return f"must be {bound} {_number_text(arg)}, not {json_text(value)}"
+        if self.keyword == "maximum":
+            exclusive = (self.schema or {}).get("exclusiveMaximum") is True
+            bound = "less than" if exclusive else "at most"
+            return f"must be {bound} {_number_text(arg)}, not {json_text(value)}"
+        if self.keyword == "multipleOf":
+            return f"{json_text(value)} is not a multiple of {_number_text(arg)}"
+        if self.keyword in ("minItems", "maxItems", "minProperties", "maxProperties"):
+            bound = "at least" if self.keyword.startswith("min") else "at most"
+            noun = "item" if self.keyword.endswith("Items") else "field"
+            noun += "" if arg == 1 else "s"
+            return f"must have {bound} {arg} {noun}"
+        return f"{json_text(value)} is not valid here"
+
+
+_TYPE_WORDS = {"string": "a string", "number": "a number", "integer": "an integer",
+               "boolean": "a boolean", "object": "an object", "array": "an array",
+               "null": "null"}
 
 
 @dataclass(slots=True)
@@ -74,7 +181,8 @@ class Operation:
         if self._quick is not None and self._quick(value):
             return []
         return [
-            Violation(tuple(err.absolute_path), str(err.validator), err.message)
+            Violation(tuple(err.absolute_path), str(err.validator), err.message,
+                      err.validator_value, err.instance, err.schema)
             for err in sorted(self._validator.iter_errors(value), key=lambda e: list(e.path))
         ]
 
@@ -158,7 +266,11 @@ class Spec:
         resolved = _resolve(copy.deepcopy(dict(document)), document)
         global_security = resolved.get("security", [])
         for template, item in resolved.get("paths", {}).items():
-            entry = _PathEntry(template, _compile(template), _static_count(template), {})
+            # a path item may name parameters that also match an empty segment (an Afterpay
+            # route answers `/v2/payments//refund` itself, recorded); by default a parameter
+            # needs one character at least
+            empty = frozenset(item.get(EMPTY_PARAMETERS, ()))
+            entry = _PathEntry(template, _compile(template, empty), _static_count(template), {})
             for method in METHODS:
                 raw = item.get(method)
                 if raw is None:
@@ -215,11 +327,12 @@ def _first_segment(path: str) -> str:
     return path.split("/", 2)[1] if path.startswith("/") else ""
 
 
-def _compile(template: str) -> re.Pattern[str]:
+def _compile(template: str, empty: frozenset[str] = frozenset()) -> re.Pattern[str]:
     pattern = ""
     last = 0
     for found in _PARAM.finditer(template):
-        pattern += re.escape(template[last:found.start()]) + f"(?P<{found.group(1)}>[^/]+)"
+        run = "*" if found.group(1) in empty else "+"
+        pattern += re.escape(template[last:found.start()]) + f"(?P<{found.group(1)}>[^/]{run})"
         last = found.end()
     return re.compile("^" + pattern + re.escape(template[last:]) + "$")
 

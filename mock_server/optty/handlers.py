@@ -14,7 +14,11 @@ from mock_server.optty import errors
 from mock_server.optty.bodyparser import parse_request_body
 from mock_server.optty.jsonparse import stringify
 from mock_server.optty.models import PROVIDER, OpttyModel, ReferenceBusy
-from mock_server.optty.validation import OrderRefund, validate_refund
+from mock_server.optty.validation import (
+    OrderRefund,
+    schema_violation_message,
+    validate_refund,
+)
 from mock_server.optty.webhooks import WebhookDispatcher
 
 JSON = "application/json; charset=utf-8"  # Express's res.json
@@ -66,7 +70,7 @@ def conforms(ctx: Context, refund: OrderRefund) -> None:
         "isActivatedViaOAuth": refund.activated_via_oauth,
         "refundAmount": {"amount": refund.amount, "currency": refund.currency}})
     if violations:
-        raise errors.BadRequest([f"{v.dotted or 'body'} {v.message}" for v in violations])
+        raise errors.BadRequest([schema_violation_message(v) for v in violations])
 
 
 class OpttyHandlers:

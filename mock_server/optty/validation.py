@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from mock_server.core.openapi import Violation, json_text
 from mock_server.optty.errors import BadRequest
 
 # class-validator's default messages ($property is the property name; NestJS's ValidationPipe
@@ -21,6 +22,11 @@ MSG_IS_POSITIVE = "{property} must be a positive number"
 MSG_IS_OBJECT = "{property} must be an object"
 MSG_IS_IN = "{property} must be one of the following values: {values}"
 MSG_NESTED = "nested property {property} must be either object or array"
+MSG_MIN = "{property} must not be less than {bound}"
+MSG_MAX = "{property} must not be greater than {bound}"
+MSG_MIN_LENGTH = "{property} must be longer than or equal to {bound} characters"
+MSG_MAX_LENGTH = "{property} must be shorter than or equal to {bound} characters"
+MSG_MATCHES = "{property} must match {pattern} regular expression"
 
 # Where the real validator would crash (a JS TypeError or a stack overflow -> NestJS's 500), the
 # sandbox answers the client's mistake with a 400 instead and says so in X-Sandbox-Warning
@@ -365,3 +371,36 @@ def validate_token_request(form: Any) -> TokenRequest:
         grant_type=form["grant_type"],
         scope=form["scope"],
     )
+
+
+def schema_violation_message(violation: Violation) -> str:
+    """A spec violation the emulated decorators let through, in class-validator's wording for
+    the decorator that would have caught it (never the JSON Schema validator's own text)."""
+    prop = violation.dotted or "body"
+    keyword, arg = violation.keyword, violation.argument
+    if keyword == "required":
+        given = violation.instance if isinstance(violation.instance, Mapping) else {}
+        missing = [name for name in arg or () if name not in given]
+        prop = ".".join([*(str(p) for p in violation.path), *missing[:1]]) or prop
+        return MSG_IS_DEFINED.format(property=prop)
+    if keyword == "type":
+        wanted = arg if isinstance(arg, str) else next(iter(arg or ()), "")
+        template = {"string": MSG_IS_STRING, "boolean": MSG_IS_BOOLEAN,
+                    "object": MSG_IS_OBJECT}.get(str(wanted), MSG_IS_NUMBER)
+        return template.format(property=prop)
+    if keyword == "minimum":
+        return (MSG_IS_POSITIVE.format(property=prop) if arg == 0
+                else MSG_MIN.format(property=prop, bound=json_text(arg)))
+    if keyword == "maximum":
+        return MSG_MAX.format(property=prop, bound=json_text(arg))
+    if keyword == "minLength":
+        return (MSG_IS_NOT_EMPTY.format(property=prop) if arg == 1
+                else MSG_MIN_LENGTH.format(property=prop, bound=arg))
+    if keyword == "maxLength":
+        return MSG_MAX_LENGTH.format(property=prop, bound=arg)
+    if keyword == "enum":
+        return MSG_IS_IN.format(property=prop, values=", ".join(str(v) for v in arg or ()))
+    if keyword == "pattern":
+        return MSG_MATCHES.format(property=prop, pattern=arg)
+    # multipleOf (IsNumber's maxDecimalPlaces) and anything else a number can break
+    return MSG_IS_NUMBER.format(property=prop)

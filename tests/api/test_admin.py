@@ -29,7 +29,7 @@ def test_journal_records_newest_first_with_authorization_redacted(client: TestCl
     assert oldest["operation"] == "getPayment" and oldest["status"] == 200
     assert oldest["headers"]["authorization"] == "[REDACTED]"
     assert "sandbox-secret-key" not in str(body)
-    assert oldest["responseHeaders"]["http-correlation-id"]
+    assert oldest["responseHeaders"]["http_correlation_id"]
 
 
 def test_journal_filters(client: TestClient) -> None:

@@ -17,7 +17,7 @@ def test_refund_answers_201_in_the_recorded_shape(client: TestClient) -> None:
     answer = client.post(f"{PAYMENT}/refund", headers=AFTERPAY_HEADERS,
                          json={"amount": {"amount": "10.0", "currency": "AUD"}})
     assert answer.status_code == 201
-    assert re.fullmatch(r"[a-z0-9]{26}", answer.headers["http-correlation-id"])
+    assert re.fullmatch(r"[a-z0-9]{26}", answer.headers["http_correlation_id"])
     body = answer.json()
     assert list(body) == ["amount", "refundId", "refundedAt"]
     assert body["amount"] == {"amount": "10.00", "currency": "AUD"}

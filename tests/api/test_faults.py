@@ -72,7 +72,7 @@ faults:
     assert body["message"] == SERVICE_UNAVAILABLE_MESSAGE
     assert body["httpStatusCode"] == 503
     assert re.fullmatch(r"[0-9a-f]{16}", body["errorId"])
-    assert re.fullmatch(r"[a-z0-9]{26}", answer.headers["http-correlation-id"])
+    assert re.fullmatch(r"[a-z0-9]{26}", answer.headers["http_correlation_id"])
     assert answer.text.startswith('{\n  "errorCode" : ')  # Jackson's pretty printer
 
 

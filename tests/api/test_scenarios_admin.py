@@ -87,7 +87,8 @@ def test_apply_time_problem_leaves_the_session_untouched(client: TestClient) -> 
                 '    - {id: "900000003", merchantId: "100101382", amount: "5.00"}\n'
                 '    - {id: "900000004", merchantId: "404404404", amount: "5.00"}\n')
     answer = client.post("/__admin/scenarios", content=document)
-    assert answer.status_code == 400
+    # the published schema allows the document; the session refuses it: 422
+    assert answer.status_code == 422
     assert answer.json()["problems"] == [
         "<request>:5: unknown Afterpay merchant '404404404'"]
     assert client.get("/v2/payments/900000003", headers=AFTERPAY_HEADERS).status_code == 404
@@ -175,3 +176,23 @@ def test_reseeding_an_order_frees_the_references_of_its_refunds(client: TestClie
     assert again.status_code == 201, again.text
     assert [r["refundReference"] for r in
             client.get("/orders/ORD-1001", headers=bearer).json()["refunds"]] == ["rs-opt"]
+@pytest.mark.parametrize(("document", "status"), [
+    # breaks the published schema: 400
+    (b'{"nmae": "x"}', 400),
+    (b'{"afterpay": {"payments": [{"id": "1", "merchantId": "100101382"}]}}', 400),
+    (b'{"faults": [{"name": "f", "times": 0, "delay": "1s"}]}', 400),
+    (b"name: [unclosed\n", 400),
+    # allowed by the published schema, refused by what it cannot say: 422
+    (b'{"afterpay": {"payments": [{"id": "1", "merchantId": "9", "amount": "1.00"}]}}', 422),
+    (b'{"afterpay": {"payments": [{"id": "1", "merchantId": "100101382", "amount": 1e2}]}}',
+     422),
+    (b'{"afterpay": {"payments": [{"id": "1", "merchantId": "100101382", "amount": "1.00",'
+     b' "refunds": [{"amount": "2.00"}]}]}}', 422),
+    (b"afterpay:\n  payments:\n    - {id: '1', merchantId: '9', amount: '1.00'}\n", 422),
+])
+def test_schema_problems_are_400_and_the_rest_422(client: TestClient, document: bytes,
+                                                  status: int) -> None:
+    answer = client.post("/__admin/scenarios", content=document)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"] == "invalid_scenario"
+    assert answer.json()["problems"]

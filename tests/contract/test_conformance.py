@@ -29,6 +29,7 @@ from mock_server.app import create_app
 from mock_server.core.world import SESSION_NAME
 from mock_server.resources import spec_path
 from mock_server.settings import Settings
+from tests.contract.hooks import call_as_generated
 
 HERE = Path(__file__).parent
 START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
@@ -37,7 +38,10 @@ ADMIN_TOKEN = "conformance-admin-token"  # the same in admin.toml
 SESSION_HEADER = "X-Sandbox-Session"
 
 # One sandbox for the module: the bundled default world, a clock that never moves, seeded ids.
-SANDBOX = create_app(Settings(seed=7, admin_token=ADMIN_TOKEN), time_source=lambda: START)
+# Strict mode: the User-Agent Afterpay requires (and the spec declares required) is enforced, so
+# a generated request without one is refused like any other schema-violating request.
+SANDBOX = create_app(Settings(seed=7, admin_token=ADMIN_TOKEN, strict=True),
+                     time_source=lambda: START)
 
 
 def load(name: str) -> Any:
@@ -293,10 +297,10 @@ def admin_reset(case: Any, response: Any) -> None:
 
 
 def admin_load_scenario(case: Any, response: Any) -> None:
-    if response.status_code == 400:
+    if response.status_code == 422:
         body = response.json()
-        # a document the sketch in the spec lets through but the full scenario schema refuses:
-        # refused whole, with every problem located
+        # a document the schema allows but the sandbox cannot apply (references, sums, unique
+        # ids, a number's written form): refused whole, with every problem located
         assert body["error"] == "invalid_scenario", body
         assert body["problems"] and all(re.match(r"^\S.*:\d+: ", p) for p in body["problems"])
         return
@@ -396,7 +400,8 @@ def default_world_oracle(ctx: Any, response: Any, case: Any) -> bool | None:
 
 def conforms(case: Any) -> None:
     in_fresh_session(case)
-    response = case.call()
+    # the generated Accept, and a blank User-Agent for a case without a usable one
+    response = call_as_generated(case, SANDBOX)
     case.validate_response(response, additional_checks=[default_world_oracle])
 
 

@@ -34,13 +34,16 @@ from mock_server.app import create_app
 from mock_server.resources import spec_path
 from mock_server.settings import Settings
 from tests.conftest import basic
+from tests.contract.hooks import call_as_generated
 
 HERE = Path(__file__).parent
 START = datetime(2026, 11, 1, 9, 0, 0, 123000, tzinfo=UTC)
 ADMIN_TOKEN = "conformance-admin-token"
 ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SESSION_HEADER = "X-Sandbox-Session"
-SANDBOX = create_app(Settings(seed=11, admin_token=ADMIN_TOKEN), time_source=lambda: START)
+# strict, as in test_conformance.py: the User-Agent the Afterpay spec requires is enforced
+SANDBOX = create_app(Settings(seed=11, admin_token=ADMIN_TOKEN, strict=True),
+                     time_source=lambda: START)
 
 AFTERPAY_MERCHANT = "100101382"
 AFTERPAY_AUTH = basic()
@@ -185,6 +188,10 @@ class InSession:
         if case.headers is None:
             case.headers = {}
         case.headers[SESSION_HEADER] = self.session
+
+    def call(self, case: Any, **kwargs: Any) -> Any:
+        # what the case says goes out: its Accept, and no User-Agent when it has none
+        return call_as_generated(case, SANDBOX, **kwargs)
 
 
 class AfterpayLinks(InSession, AFTERPAY.as_state_machine()):  # type: ignore[misc]

@@ -28,3 +28,22 @@ def test_sequence_increases() -> None:
     first = ids.sequence("refund", 10_000_000)
     assert ids.sequence("refund", 10_000_000) == first + 1
     assert first > 10_000_000
+
+
+def test_ksuids_carry_their_second_and_mixed_case_base62() -> None:
+    from datetime import UTC, datetime
+    source = IdSource(3, "s")
+    at = datetime(2021, 6, 1, 10, 57, 49, 981000, tzinfo=UTC)
+    ids = [source.ksuid(at) for _ in range(50)]
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    for ksuid in ids:
+        assert len(ksuid) == 27 and set(ksuid) <= set(alphabet)
+        number = 0
+        for char in ksuid:
+            number = number * 62 + alphabet.index(char)
+        assert (number >> 128) + 1_400_000_000 == int(at.timestamp())
+    assert ids[0].startswith("1tLO")  # the recorded ids of that minute begin so
+    assert any(c.isupper() for c in "".join(ids)) and any(c.islower() for c in "".join(ids))
+    assert len(set(ids)) == 50
+    assert IdSource(3, "s").ksuid(at) == ids[0]  # seeded
+    assert source.ksuid(datetime(2021, 6, 2, tzinfo=UTC)) > ids[0]  # time-ordered

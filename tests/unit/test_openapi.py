@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from mock_server.core.openapi import Spec, to_json_schema
+import pytest
+
+from mock_server.core.openapi import Spec, _not_multiple, json_text, to_json_schema
 from mock_server.resources import spec_path
 
 
@@ -65,3 +67,54 @@ def test_request_validator_uses_exact_decimal_multiples() -> None:
     body["refundAmount"] = {"amount": Decimal("17.171"), "currency": "AUD"}
     violations = operation.validate_body(body)
     assert [v.dotted for v in violations] == ["refundAmount.amount"]
+
+
+@pytest.mark.parametrize(("number", "step", "multiple"), [
+    (Decimal("1E+26"), 0.01, True), (Decimal("1E+308"), 0.01, True),
+    (Decimal("1.2345678901234568E+29"), 0.01, True), (Decimal("17.17"), 0.01, True),
+    (Decimal("17.171"), 0.01, False), (Decimal("1E-400"), 0.01, False), (Decimal("-0.02"), 0.01, True),
+    (Decimal(0), 0.01, True), (6, 2, True), (5, 2, False), (10, Decimal("2.5"), True),
+    (11, Decimal("2.5"), False), (Decimal("0.5"), Decimal("0.25"), True),
+    (10**40, 3, False), (3 * 10**40, 3, True), (Decimal("Infinity"), 0.01, False),
+])
+def test_multiples_are_exact_for_numbers_of_any_size(number: object, step: object,
+                                                     multiple: bool) -> None:
+    # Decimal's % raises InvalidOperation beyond 28 digits of quotient: 1e26 is still a multiple
+    assert _not_multiple(number, step) is not multiple
+
+
+def test_a_huge_amount_that_is_a_multiple_passes_the_schema() -> None:
+    operation = _spec("optty").operations["RefundsController_refundOrder"]
+    body = {"refundReference": "r", "refundDescription": "d",
+            "refundAmount": {"amount": Decimal("1E+26"), "currency": "AUD"}}
+    assert operation.validate_body(body) == []
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (None, "null"), (True, "true"), (False, "false"), ("x'y", '"x\'y"'), (Decimal("1E+26"), "1e+26"),
+    (float("inf"), "Infinity"), (10, "10"), ({"a": 1}, "an object"), ([1], "an array")])
+def test_values_in_messages_are_written_as_json(value: object, text: str) -> None:
+    assert json_text(value) == text
+
+
+def test_violations_are_described_without_python_text() -> None:
+    spec = Spec("x", {"paths": {"/a": {"post": {"operationId": "a", "responses": {},
+        "requestBody": {"content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "required": ["n", "s"],
+            "properties": {"n": {"type": "number", "maximum": 5, "multipleOf": 0.5},
+                           "s": {"type": "string", "enum": ["a", "b"]},
+                           "b": {"type": "boolean"}}}}}}}}}})
+    operation = spec.operations["a"]
+    cases = [({"s": "a"}, 'missing required field "n"'),
+             ({"n": None, "s": "a"}, "must be a number, not null"),
+             ({"n": Decimal("1E+26"), "s": "a"}, "must be at most 5, not 1e+26"),
+             ({"n": Decimal("0.3"), "s": "a"}, "0.3 is not a multiple of 0.5"),
+             ({"n": 1, "s": "c"}, '"c" is not one of "a", "b"'),
+             ({"n": 1, "s": "a", "b": None}, "must be a boolean, not null"),
+             ({"n": 1, "s": "a", "x": 1}, 'unknown field "x"')]
+    for body, described in cases:
+        violations = operation.validate_body(body)
+        assert [v.describe() for v in violations] == [described], body
+        for violation in violations:
+            for python in ("None", "Decimal(", "'", "True", "False"):
+                assert python not in violation.describe()

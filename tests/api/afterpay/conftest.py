@@ -121,7 +121,7 @@ class Afterpay:
         """Afterpay's error: exactly four keys in order, errorId 16 hex, status = httpStatusCode."""
         assert answer.status_code == status, answer.text
         assert answer.headers["content-type"] == "application/json"
-        assert CORRELATION_ID.match(answer.headers["http-correlation-id"])
+        assert CORRELATION_ID.match(answer.headers["http_correlation_id"])
         pairs = json.loads(answer.content, object_pairs_hook=list)
         assert [key for key, _ in pairs] == ["errorCode", "errorId", "message", "httpStatusCode"]
         body = dict(pairs)

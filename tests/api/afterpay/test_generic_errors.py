@@ -237,7 +237,7 @@ def test_the_read_request_is_checked_against_the_spec(client: TestClient,
     from mock_server.core.openapi import Operation, Violation
 
     def forbid(self: Operation, value: object) -> list[Violation]:
-        return [Violation(("requestId",), "maxLength", "'r-1' is too long")]
+        return [Violation(("requestId",), "maxLength", "'r-1' is too long", 2, "r-1")]
 
     monkeypatch.setattr(Operation, "validate_body", forbid)
     answer = client.post("/v2/payments/100101785223/refund", headers=AFTERPAY_HEADERS,
@@ -245,4 +245,4 @@ def test_the_read_request_is_checked_against_the_spec(client: TestClient,
                                "requestId": "r-1"})
     assert answer.status_code == 422
     assert answer.json()["errorCode"] == "invalid_object"
-    assert answer.json()["message"] == "requestId 'r-1' is too long"
+    assert answer.json()["message"] == "requestId size must be between 0 and 2"

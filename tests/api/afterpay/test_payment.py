@@ -37,7 +37,7 @@ def test_fresh_payment(afterpay, payment_schema) -> None:
     assert body["merchantReference"] == "order-1001"
     assert body["created"] == "2026-11-01T09:00:00.123Z"
     assert body["refunds"] == []
-    assert [e["type"] for e in body["events"]] == ["AUTH_APPROVED", "CAPTURED"]
+    assert [e["type"] for e in body["events"]] == ["CAPTURED"]  # an immediate capture
 
 
 def test_keys_in_the_recorded_order_with_the_sandbox_extension_last(afterpay) -> None:
@@ -130,8 +130,29 @@ def test_ping(afterpay) -> None:
     assert answer.status_code == 200
     assert answer.text == "pong"
     assert answer.headers["content-type"].startswith("text/plain")
-    assert len(answer.headers["http-correlation-id"]) == 26
+    assert len(answer.headers["http_correlation_id"]) == 26
 
 
 def test_ping_in_a_session_prefix(afterpay) -> None:
     assert afterpay.client.get("/sessions/any/ping", headers={"User-Agent": "x"}).text == "pong"
+
+
+NO_CACHE = "private, no-cache, no-store, no-transform, must-revalidate, max-age=0"
+
+
+def test_every_answer_to_a_read_carries_no_cache_and_the_200_vary(afterpay) -> None:
+    # recorded: the 200 and the 404 of a read; Decision: the read's other refusals too
+    found = afterpay.payment()
+    assert found.headers["cache-control"] == NO_CACHE
+    assert found.headers["vary"] == "Accept-Encoding"
+    for answer in (afterpay.payment("999"), afterpay.payment(headers={"Authorization": "x"}),
+                   afterpay.payment(headers={"Accept": "text/html"})):
+        assert answer.status_code in (401, 404, 406)
+        assert answer.headers["cache-control"] == NO_CACHE
+        assert "vary" not in answer.headers
+
+
+def test_refund_answers_carry_neither(afterpay) -> None:
+    # recorded: the 201 and the 404 of a refund have no Cache-Control and no Vary
+    for answer in (afterpay.refund(), afterpay.refund("999")):
+        assert "cache-control" not in answer.headers and "vary" not in answer.headers

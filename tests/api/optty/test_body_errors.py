@@ -271,11 +271,11 @@ def test_the_read_refund_is_checked_against_the_spec(optty, monkeypatch) -> None
     from mock_server.core.openapi import Operation, Violation
 
     def forbid(self: Operation, value: object) -> list[Violation]:
-        return [Violation(("refundAmount", "amount"), "maximum", "10 is greater than 5")]
+        return [Violation(("refundAmount", "amount"), "maximum", "10 is greater than 5", 5, 10)]
 
     monkeypatch.setattr(Operation, "validate_body", forbid)
     answer = optty.refund("ORD-1001", 10, "spec-1")
     assert answer.status_code == 400
     assert answer.json() == {"statusCode": 400,
-                             "message": ["refundAmount.amount 10 is greater than 5"],
+                             "message": ["refundAmount.amount must not be greater than 5"],
                              "error": "Bad Request"}

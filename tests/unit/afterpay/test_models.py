@@ -106,7 +106,10 @@ def test_seeded_payment_fields(app, model) -> None:
     assert payment.token.startswith("002.") and len(payment.token) == 52
     assert payment.created == START
     body = model.payment_body(session, payment)
-    assert [e["paymentEventMerchantReference"] for e in body["events"]] == [None, None]
+    # recorded (solidus_afterpay immediate/capture/valid): an immediate capture is one CAPTURED
+    # event, no expiry, reference null
+    assert [(e["type"], e["expires"], e["paymentEventMerchantReference"])
+            for e in body["events"]] == [("CAPTURED", None, None)]
 
 
 # -- eligibility -----------------------------------------------------------------------

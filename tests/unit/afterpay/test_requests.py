@@ -351,7 +351,12 @@ def test_full_request() -> None:
     )
 
 
-def test_echo_is_alphabetical_like_the_seed() -> None:
+# recorded (afterpay-ruby spec/vcr _list_payments, June 2021): the Refund object's key order
+RECORDED_REFUND_ORDER = ["requestId", "amount", "merchantReference", "refundId", "refundedAt",
+                         "refundMerchantReference"]
+
+
+def test_echo_is_in_the_recorded_refund_order() -> None:
     body = {
         "requestId": "req-1",
         "refundMerchantReference": "rmr-1",
@@ -359,7 +364,7 @@ def test_echo_is_alphabetical_like_the_seed() -> None:
         "amount": {"currency": "AUD", "amount": "10.00"},
     }
     echo = parse_refund_request(body, MERCHANT).echo()
-    assert list(echo) == ["amount", "merchantReference", "refundMerchantReference", "requestId"]
+    assert list(echo) == ["requestId", "amount", "merchantReference", "refundMerchantReference"]
     assert list(echo["amount"]) == ["amount", "currency"]
 
 
@@ -376,7 +381,8 @@ def test_echo_of_the_recorded_request() -> None:
     assert echo == {"amount": {"amount": "10.00", "currency": "USD"}}
 
 
-def test_refund_body_matches_the_seed_order() -> None:
+@pytest.mark.sandbox_verified
+def test_refund_body_is_in_the_recorded_refund_order() -> None:
     body = {
         "requestId": "49efce77-4bf2-4e41-86e8-c2b92f493c2a",
         "amount": {"amount": "10.00", "currency": "AUD"},
@@ -386,14 +392,8 @@ def test_refund_body_matches_the_seed_order() -> None:
     refund = parse_refund_request(body, MERCHANT).refund_body(
         "67890123", "2023-01-01T00:00:00.000Z"
     )
-    assert list(refund) == [
-        "amount",
-        "merchantReference",
-        "refundId",
-        "refundMerchantReference",
-        "refundedAt",
-        "requestId",
-    ]
+    # the docs' example lists these keys alphabetically; the recordings do not (fidelity notes)
+    assert list(refund) == RECORDED_REFUND_ORDER
     assert refund["refundId"] == "67890123"
     assert refund["refundedAt"] == "2023-01-01T00:00:00.000Z"
 
@@ -448,7 +448,7 @@ def test_string_and_number_forms_parse_alike(value: Decimal) -> None:
 @pytest.mark.parametrize("request_id", [None, "r-1"])
 @pytest.mark.parametrize("merchant_reference", [None, "m-1"])
 @pytest.mark.parametrize("refund_merchant_reference", [None, "rm-1"])
-def test_the_refund_body_is_the_echo_plus_ids_in_sorted_order(
+def test_the_refund_body_is_the_echo_plus_ids_in_the_recorded_order(
         request_id: str | None, merchant_reference: str | None,
         refund_merchant_reference: str | None) -> None:
     request = refund_requests.RefundRequest(Decimal("10.00"), "AUD", request_id, merchant_reference,
@@ -456,4 +456,4 @@ def test_the_refund_body_is_the_echo_plus_ids_in_sorted_order(
     body = request.refund_body("1934419", "2026-11-01T09:00:00.123Z")
     assert body == request.echo() | {"refundId": "1934419",
                                      "refundedAt": "2026-11-01T09:00:00.123Z"}
-    assert list(body) == sorted(body)
+    assert list(body) == [key for key in RECORDED_REFUND_ORDER if key in body]

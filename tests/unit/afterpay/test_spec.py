@@ -82,3 +82,53 @@ def test_amount_number_rule_matches_the_sandbox(document, number: str) -> None:
     plain = re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", number) is not None
     in_schema = plain and Decimal(number) > 0 and Decimal(number) % Decimal("0.01") == 0
     assert in_schema == _accepted(JsonNumber(number))
+
+
+# -- the headers every operation declares ------------------------------------------------------
+
+def _parameter(document: dict[str, Any], operation: str, name: str) -> dict[str, Any]:
+    for path in document["paths"].values():
+        for op in path.values():
+            if isinstance(op, dict) and op.get("operationId") == operation:
+                found = [p for p in op.get("parameters", []) if p["name"] == name]
+                assert found, f"{operation} does not declare {name}"
+                return dict(found[0])
+    raise AssertionError(operation)
+
+
+@pytest.mark.parametrize("operation", ["createRefund", "getPayment", "ping"])
+def test_user_agent_is_declared_required(document: dict[str, Any], operation: str) -> None:
+    # docs (the seed): "User-Agent string Required" on every call
+    assert _parameter(document, operation, "User-Agent")["required"] is True
+
+
+@pytest.mark.parametrize("operation", ["createRefund", "getPayment"])
+def test_accept_is_optional_with_the_json_pattern_and_406(document: dict[str, Any],
+                                                          operation: str) -> None:
+    from mock_server.afterpay.handlers import ACCEPT_JSON_PATTERN
+
+    accept = _parameter(document, operation, "Accept")
+    assert accept["required"] is False
+    assert accept["schema"]["default"] == "application/json"  # docs: "Defaults to"
+    assert accept["schema"]["pattern"] == ACCEPT_JSON_PATTERN  # the very test the handler runs
+    op = next(op for path in document["paths"].values() for op in path.values()
+              if isinstance(op, dict) and op.get("operationId") == operation)
+    assert "406" in op["responses"]
+
+
+@pytest.mark.parametrize(("accept", "json"), [
+    ("", True), ("  ", True), ("application/json", True), ("APPLICATION/Json", True),
+    ("application/*", True), ("*/*", True), ("application/problem+json", True),
+    ("text/html, application/json;q=0.9", True), ("application/json;charset=utf-8", True),
+    (" application/json ", True), ("application/json;q=0.001", True),
+    ("application/json;q=0, */*;q=0.1", True),
+    ("text/html", False), ("text/*", False), ("application/jsonx", False),
+    ("application/json;q=0", False), ("application/json; Q = 0.000", False),
+    ("text/plain, application/json;q=0", False), ("xapplication/json", False),
+])
+def test_the_accept_pattern_admits_exactly_json_ranges(accept: str, json: bool) -> None:
+    from mock_server.afterpay.handlers import ACCEPT_JSON_PATTERN, accepts_json
+
+    # JSON Schema's pattern is a search (unanchored), as jsonschema and ECMA-262 apply it
+    assert (re.search(ACCEPT_JSON_PATTERN, accept) is not None) is json
+    assert accepts_json(accept) is json
