@@ -59,7 +59,13 @@ class HealthWatch(threading.Thread):
 
 def raw(port: int, data: bytes, timeout: float = 60.0) -> bytes:
     with socket.create_connection((HOST, port), timeout=timeout) as sock:
-        sock.sendall(data)
+        def send() -> None:
+            try:
+                sock.sendall(data)
+            except OSError:
+                pass  # the server answered and closed before all of it was sent
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
         chunks = []
         try:
             while chunk := sock.recv(65536):

@@ -15,6 +15,7 @@ from mock_server.core import faults, netfaults
 from mock_server.core.clock import TimeSource, real_time
 from mock_server.core.http import Answer, Context, Problem, ProviderApp, RequestHeaders
 from mock_server.core.journal import finish
+from mock_server.core.limits import head_problem
 from mock_server.core.openapi import Spec
 from mock_server.core.scenarios import Scenario, load_scenario_paths
 from mock_server.core.world import DEFAULT_SESSION, SESSION_NAME, ProviderModel, World
@@ -136,10 +137,36 @@ class SandboxApp:
         assert self.fallback is not None
         return self.fallback, None
 
+    def refuse_head(self, method: str, path: str, detail: str,
+                    raw_path: bytes | None = None) -> Any:
+        """The 431 for a request head over the limits, in the shape of the provider owning
+        `path`: nothing journaled, no session looked up or made (the default one lends its id
+        source to the error body)."""
+        provider, _found = self.route(path or "/")
+        ctx = Context(self.world, self.settings, self.world.session(DEFAULT_SESSION), method,
+                      path or "/", RequestHeaders([]), b"", b"")
+        ctx.state["raw_path"] = raw_path
+        response = provider.problem_response(ctx, Problem(Problem.HEADERS_TOO_LARGE,
+                                                          detail=detail))
+        if access_log.isEnabledFor(logging.INFO):
+            log_access({"session": None, "provider": provider.name, "operation": None,
+                        "method": method, "path": path[:256], "status": response.status_code,
+                        "duration_ms": 0.0, "fault": None})
+        return response
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         self.requests_started += 1
         path: str = scope["path"]
+        raw_target = scope.get("raw_path") or path.encode("utf-8", "replace")
+        too_large = head_problem(scope["method"], len(raw_target)
+                                 + len(scope.get("query_string", b"")), scope["headers"],
+                                 max_head=self.settings.max_header_bytes,
+                                 max_field=self.settings.max_header_field_bytes)
+        if too_large is not None:
+            await self.refuse_head(scope["method"], path, too_large,
+                                   scope.get("raw_path"))(scope, receive, send)
+            return
         headers = RequestHeaders(scope["headers"])
         session_name = headers.get(SESSION_HEADER)
         if path.startswith(_SESSION_PREFIX):

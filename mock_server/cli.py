@@ -77,6 +77,17 @@ _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
     "max-body-bytes": (_positive_int, "largest request body accepted (default 1048576)"),
     "shutdown-timeout": (_duration, "on SIGTERM/SIGINT, how long in-flight requests and pending "
                                     "callbacks get to finish (default 5s)"),
+    "max-header-bytes": (_positive_int, "largest request head accepted: request line and all "
+                                        "header lines (default 65536)"),
+    "max-header-field-bytes": (_positive_int, "largest single header line accepted "
+                                              "(default 8192)"),
+    "journal-entry-bytes": (_positive_int, "bytes one journal entry keeps of the request, and "
+                                           "again of the answer (default 65536)"),
+    "journal-bytes": (_positive_int, "bytes a session's journal keeps in all; oldest entries "
+                                     "go first (default 67108864)"),
+    "redact": (str, "a header, query or body field name whose value the journal never keeps; "
+                    "repeatable, adds to the defaults. From the environment: names separated "
+                    "by ','"),
 }
 _CHOICES = {"log-format": ("text", "json"), "log-level": ("debug", "info", "warning", "error")}
 
@@ -94,6 +105,8 @@ def _env_default(flag: str, kind: Any) -> Any:
             f"{ENV_PREFIX}{flag.upper().replace('-', '_')}={raw!r} is not a boolean")
     if flag == "scenario":
         return [p for p in raw.split(os.pathsep) if p]
+    if flag == "redact":
+        return [n.strip() for n in raw.split(",") if n.strip()]
     try:
         return kind(raw)
     except argparse.ArgumentTypeError as exc:
@@ -111,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         if kind is bool:
             serve.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
                                help=text)
-        elif flag == "scenario":
-            serve.add_argument(f"--{flag}", action="append", default=None, metavar="PATH",
-                               help=text)
+        elif flag in ("scenario", "redact"):
+            serve.add_argument(f"--{flag}", action="append", default=None, help=text,
+                               metavar="PATH" if flag == "scenario" else "NAME")
         else:
             serve.add_argument(f"--{flag}", type=kind, default=None, help=text,
                                choices=_CHOICES.get(flag))
@@ -138,6 +151,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         values["scenarios" if flag == "scenario" else attr] = value
     if "scenarios" in values:
         values["scenarios"] = tuple(values["scenarios"])
+    if "redact" in values:
+        values["redact"] = tuple(values["redact"])
     known = {f.name for f in fields(Settings)}
     return replace(Settings(), **{k: v for k, v in values.items() if k in known})
 
@@ -249,8 +264,11 @@ def serve(settings: Settings, app: Any = None) -> int:
     # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for
     # proxy_headers off: nothing in the sandbox reads the client address or scheme, and uvicorn
     # would otherwise copy every request's headers into a dict to look for X-Forwarded-*
+    from mock_server.core.protocol import uvicorn_options
+
+    # the request head is bounded while it arrives (core.protocol)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                            proxy_headers=False,
+                            proxy_headers=False, **uvicorn_options(app),
                             log_level=settings.log_level,
                             timeout_graceful_shutdown=grace)  # type: ignore[arg-type]
     server = _server_class()(config, app, grace)

@@ -258,8 +258,10 @@ def _in_process(settings: Settings) -> Iterator[SandboxServer]:
     port = sock.getsockname()[1]
     grace = settings.shutdown_timeout.total_seconds()
     # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for
+    from mock_server.core.protocol import uvicorn_options
+
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                            log_level=None,
+                            log_level=None, **uvicorn_options(app),
                             timeout_graceful_shutdown=grace)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     # not the main thread, so uvicorn leaves the test run's signal handlers alone

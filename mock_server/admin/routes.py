@@ -137,6 +137,8 @@ class AdminApp:
                                              f"body larger than {limit} bytes"))
         if problem.kind == Problem.BAD_SESSION:
             return error_response(AdminError(400, "invalid_session", problem.detail))
+        if problem.kind == Problem.HEADERS_TOO_LARGE:
+            return error_response(AdminError(431, "headers_too_large", problem.detail))
         return error_response(AdminError(500, "internal_error", "the sandbox failed; see its log"))
 
     def error_response(self, ctx: Context, code: str, status: int | None) -> Response:

@@ -140,7 +140,7 @@ class World:
             clock=SessionClock(self.time_source),
             ids=IdSource(self.settings.seed, name),
             ledger=self._ledger_factory(),
-            journal=Journal(self.settings.journal_size),
+            journal=Journal.for_settings(self.settings),
             fault_chances=IdSource(self.settings.seed, f"{name}/faults"),
         )
         for provider in self.providers:

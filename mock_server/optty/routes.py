@@ -121,6 +121,8 @@ class OpttyApp:
             return error(ctx, errors.RouteNotFound(ctx.method, original_url(ctx)))
         if problem.kind == Problem.PAYLOAD_TOO_LARGE:
             return error(ctx, errors.PayloadTooLarge())
+        if problem.kind == Problem.HEADERS_TOO_LARGE:
+            return error(ctx, errors.HeadersTooLarge())
         if problem.kind == Problem.BAD_SESSION:
             return error(ctx, errors.BadRequest(problem.detail))
         return error(ctx, errors.InternalError())
