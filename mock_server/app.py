@@ -14,6 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 from mock_server.core import faults, netfaults
 from mock_server.core.clock import TimeSource, real_time
 from mock_server.core.http import Answer, Context, Problem, ProviderApp, RequestHeaders
+from mock_server.core.headervalue import header_value, safe_raw_headers
 from mock_server.core.journal import finish
 from mock_server.core.limits import head_problem
 from mock_server.core.openapi import Spec
@@ -28,6 +29,7 @@ access_log = logging.getLogger("mock_server.access")
 
 SESSION_HEADER = "x-sandbox-session"
 WARNING_HEADER = "x-sandbox-warning"
+_WARNING_HEADER_BYTES = WARNING_HEADER.encode()
 _SESSION_PREFIX = "/sessions/"
 
 
@@ -231,8 +233,18 @@ class SandboxApp:
                 # a crash inside a provider still answers in that provider's own shape
                 log.exception("handler %s crashed", ctx.operation.operation_id)
                 response = provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
-        if ctx.warnings:
-            response.headers[WARNING_HEADER] = "; ".join(ctx.warnings)
+        try:
+            if ctx.warnings:
+                # the warnings may quote data (a merchant id): one safe line, the journal
+                # keeps them as they were
+                response.raw_headers = [
+                    *(h for h in response.raw_headers if h[0] != _WARNING_HEADER_BYTES),
+                    (_WARNING_HEADER_BYTES, header_value("; ".join(ctx.warnings)))]
+            response.raw_headers = safe_raw_headers(response.raw_headers)
+        except Exception:
+            # whatever went wrong, an answer goes out in the provider's shape
+            log.exception("the answer to %s %s could not be completed", method, path[:256])
+            response = provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
         lost: netfaults.FaultWithoutConnection | None = None
         if rule is not None and rule.fault:
             # from here on `response` is what went on the wire (status 0: nothing did)
