@@ -167,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, attack in ATTACKS.items():
         if args.only and not any(name.startswith(o) for o in args.only):
             continue
-        process, port = start(["--log-level", "info"] if name == "2-log-mask-path" else [])
+        extra = ["--log-level", "info"] if name == "2-log-mask-path" else []
+        if name.startswith("2-"):
+            # the pattern's own cost, not the header limit's refusal
+            extra += ["--max-header-bytes", "4000000", "--max-header-field-bytes", "4000000"]
+        process, port = start(extra)
         try:
             before = rss_bytes(process.pid)
             watch = HealthWatch(port)
