@@ -39,7 +39,7 @@ _TO_SPACE = str.maketrans({c: " " for c in
 
 
 def auth_header_parts(header: str) -> tuple[str, str] | None:
-    """What passport-jwt's /(\S+)\s+(\S+)/ finds: the first two runs of non-space, or None.
+    r"""What passport-jwt's /(\S+)\s+(\S+)/ finds: the first two runs of non-space, or None.
     Found by hand, left to right, in linear time: the regex itself, unanchored, tries every
     start position and takes quadratic time on a long header without spaces (32k characters:
     9 s)."""
