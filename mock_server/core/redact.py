@@ -6,6 +6,7 @@ the length of the text whatever a client sends (tests/reliability/test_linear_pa
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections.abc import Iterable
 from urllib.parse import unquote_plus
@@ -33,6 +34,7 @@ JWT_BYTES = re.compile(JWT.pattern.encode())
 _JSON_STRING_RUN = re.compile(rb'[^"\\]*+')
 _JSON_SCALAR_RUN = re.compile(rb"[^,}\]\s]*+")
 _JSON_SPACE_RUN = re.compile(rb"[ \t\r\n]*+")
+_VALUE = operator.itemgetter(1)
 
 
 class Redactor:
@@ -43,15 +45,27 @@ class Redactor:
         self.names = frozenset(names)
         self.header_names = frozenset(n.encode("latin-1", "replace") for n in names)
         self._json_keys = tuple(f'"{n}"'.encode("utf-8") for n in sorted(names))
-        # a text without any of these holds nothing to redact: most requests, checked in C
-        self._hints = tuple(sorted({n.encode("utf-8") for n in names}, key=len))
+        # A text without any of these holds nothing to redact (most requests): the names that
+        # contain no other name, looked for in C in the lower-cased text. ("secret" stands for
+        # client_secret and secret_key, "token" for access_token...)
+        encoded = {n.encode("utf-8") for n in names} | {b"eyj"}
+        self._hints = tuple(sorted(n for n in encoded
+                                   if not any(o != n and o in n for o in encoded)))
 
     # -- headers -------------------------------------------------------------------------------
 
-    def headers(self, headers: Iterable[tuple[str | bytes, str | bytes]]
-                ) -> list[tuple[bytes, bytes]]:
-        kept: list[tuple[bytes, bytes]] = []
+    def headers(self, headers: tuple[tuple[str | bytes, str | bytes], ...]
+                ) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers with secret values replaced; the same tuple when there is none (most
+        requests: ASGI's lower-case byte names, looked up in C)."""
         names = self.header_names
+        if headers and type(headers[0][0]) is bytes:
+            if b"eyJ" not in b"\0".join(map(_VALUE, headers)):  # type: ignore[arg-type]
+                if names.isdisjoint(dict(headers)):
+                    return headers  # type: ignore[return-value]
+                return tuple((n, _REDACTED_BYTES) if n in names else (n, v)  # type: ignore
+                             for n, v in headers)
+        kept: list[tuple[bytes, bytes]] = []
         for name, value in headers:
             raw_name = name if isinstance(name, bytes) else name.encode("latin-1", "replace")
             raw_value = value if isinstance(value, bytes) else value.encode("latin-1", "replace")
@@ -60,7 +74,7 @@ class Redactor:
             elif b"eyJ" in raw_value:
                 raw_value = JWT_BYTES.sub(_REDACTED_BYTES, raw_value)
             kept.append((raw_name, raw_value))
-        return kept
+        return tuple(kept)
 
     # -- text: path and query ------------------------------------------------------------------
 
@@ -87,20 +101,18 @@ class Redactor:
 
     # -- bodies --------------------------------------------------------------------------------
 
-    def body(self, body: bytes, content_type: bytes | None = None) -> bytes:
-        if not body:
+    def body(self, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
+        """The body with named form or JSON fields and JWTs replaced (`headers` tell a form
+        from JSON); the same bytes when nothing in it can be a secret (one search, in C)."""
+        if not body or not self._may_hold(body.lower()):
             return body
-        lowered = body.lower()
-        if not self._may_hold(lowered):
-            return body
-        if content_type is not None and b"x-www-form-urlencoded" in content_type.lower():
-            text = body.decode("latin-1")
-            return self._pairs(text).encode("latin-1")
-        redacted = self._json_fields(body, lowered)
+        if b"x-www-form-urlencoded" in _content_type(headers).lower():
+            return self._pairs(body.decode("latin-1")).encode("latin-1")
+        redacted = self._json_fields(body, body.lower())
         return JWT_BYTES.sub(_REDACTED_BYTES, redacted) if b"eyJ" in redacted else redacted
 
     def _may_hold(self, lowered: bytes) -> bool:
-        return b"eyj" in lowered or any(map(lowered.__contains__, self._hints))
+        return any(map(lowered.__contains__, self._hints))
 
     def _json_fields(self, body: bytes, lowered: bytes) -> bytes:
         """`"name": value` for each name: the value (a string or a scalar) replaced. One pass
@@ -150,6 +162,13 @@ def _value_span(body: bytes, at: int) -> tuple[int, int] | None:
             return start, at + 1
     stop = _JSON_SCALAR_RUN.match(body, at).end()  # type: ignore[union-attr]
     return (start, stop) if stop > start else None
+
+
+def _content_type(headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value
+    return b""
 
 
 @functools.lru_cache(maxsize=16)

@@ -126,5 +126,5 @@ def test_a_secret_cut_by_the_entry_budget_is_not_kept_in_part() -> None:
     clean = Redactor()
     body = b'{"x":"' + b"p" * 100 + b'","t":"eyJ' + b"a" * 50 + b".eyJ" + b"b" * 50 + b'.s"}'
     from mock_server.core.journal import _kept
-    _headers, kept, cut = _kept((), body, 124, clean)
+    _headers, kept, cut, _size = _kept((), body, 124, clean)
     assert cut and b"eyJ" not in kept
