@@ -50,13 +50,15 @@ def body_text(raw: bytes, limit: int | None = None) -> str:
 
 
 def _kept(headers: tuple[tuple[str | bytes, str | bytes], ...], body: bytes, budget: int,
-          clean: Redactor) -> tuple[tuple[tuple[bytes, bytes], ...], bytes, bool, int]:
+          clean: Redactor, own_answer: bool = False
+          ) -> tuple[tuple[tuple[bytes, bytes], ...], bytes, bool, int, bool]:
     """Headers (secrets out) and body (secrets out) within `budget` bytes together: the headers
     first, in order, as many as fit; the body gets what is left. Also whether anything was cut,
-    and the bytes kept."""
+    the bytes kept, and whether the body had secrets. With own_answer (the sandbox's answer to
+    a request that brought no secret in query or body), only JWTs are looked for."""
     kept = clean.headers(headers)
     used = sum(map(len, chain.from_iterable(kept)))  # in C: this runs at every request
-    cut = False
+    cut = redacted = False
     if used > budget:
         fitting: list[tuple[bytes, bytes]] = []
         used = 0
@@ -70,11 +72,17 @@ def _kept(headers: tuple[tuple[str | bytes, str | bytes], ...], body: bytes, bud
     # redacted, then cut: a secret cut in two would no longer be recognised. What lies well
     # beyond the cut is not kept at all, so it need not be looked at.
     room = budget - used
-    if body:
-        body = clean.body(body[:room + _REDACT_SLACK] if len(body) > room else body, kept)
-        if len(body) > room:
-            body, cut = body[:room], True
-    return kept, body, cut, used + len(body)
+    if own_answer:
+        # the sandbox's own answer holds no secret a client sent, only the tokens it issues
+        if b"eyJ" in body:
+            body = clean.jwts(body)
+    elif body:
+        looked_at = body[:room + _REDACT_SLACK] if len(body) > room else body
+        body = clean.body(looked_at, kept)
+        redacted = body is not looked_at
+    if len(body) > room:
+        body, cut = body[:room], True
+    return kept, body, cut, used + len(body), redacted
 
 
 @dataclass(slots=True)
@@ -104,6 +112,7 @@ class JournalEntry:
     request_cut: bool = False  # headers or body cut to the entry's budget
     response_cut: bool = False
     size: int = 0  # what the journal counts against its byte budget
+    secrets_sent: bool = False  # the query or body held a secret (taken out)
     journal: Journal | None = None
 
     @property
@@ -177,14 +186,16 @@ class Journal:
                path: str, query: str, headers: HeaderItems, body: bytes,
                kind: str = "request") -> JournalEntry:
         clean = self.redact
-        kept_headers, kept_body, cut, kept = _kept(tuple(headers), body, self.entry_bytes,
-                                                   clean)
+        kept_headers, kept_body, cut, kept, redacted = _kept(tuple(headers), body,
+                                                             self.entry_bytes, clean)
+        kept_query = clean.query(query)
         size = _ENTRY_OVERHEAD + len(path) + len(query) + kept
         with self._lock:
             entry = JournalEntry(self._next_id, at, provider, operation, method,
-                                 clean.path(path), clean.query(query), kept_headers, kept_body,
+                                 clean.path(path), kept_query, kept_headers, kept_body,
                                  kind=kind, body_size=len(body), request_cut=cut, size=size,
-                                 journal=self)
+                                 journal=self,
+                                 secrets_sent=redacted or kept_query is not query)
             self._next_id += 1
             self._entries.append(entry)
             self.bytes += size
@@ -264,7 +275,11 @@ def finish(entry: JournalEntry, *, status: int, headers: HeaderItems, body: byte
         clean, budget = redactor(), MAX_ENTRY_BYTES
     else:
         clean, budget = journal.redact, journal.entry_bytes
-    kept_headers, kept_body, cut, kept = _kept(tuple(headers), body, budget, clean)
+    # an answer may echo what the request sent (Optty's "Cannot GET /x?client_secret=..."):
+    # looked at in full when the request brought a secret, else only for the JWTs it issues
+    kept_headers, kept_body, cut, kept, _redacted = _kept(
+        tuple(headers), body, budget, clean,
+        own_answer=entry.kind == "request" and not entry.secrets_sent)
     entry.status = status
     entry.raw_response_headers = kept_headers
     entry.raw_response_body = kept_body

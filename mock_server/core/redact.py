@@ -34,6 +34,7 @@ JWT_BYTES = re.compile(JWT.pattern.encode())
 _JSON_STRING_RUN = re.compile(rb'[^"\\]*+')
 _JSON_SCALAR_RUN = re.compile(rb"[^,}\]\s]*+")
 _JSON_SPACE_RUN = re.compile(rb"[ \t\r\n]*+")
+_PAIR_VALUE_RUN = re.compile(rb"[^&\"'\s,;}<>]*+")
 _VALUE = operator.itemgetter(1)
 
 
@@ -45,6 +46,7 @@ class Redactor:
         self.names = frozenset(names)
         self.header_names = frozenset(n.encode("latin-1", "replace") for n in names)
         self._json_keys = tuple(f'"{n}"'.encode("utf-8") for n in sorted(names))
+        self._pair_keys = tuple(f"{n}=".encode("utf-8") for n in sorted(names))
         # A text without any of these holds nothing to redact (most requests): the names that
         # contain no other name, looked for in C in the lower-cased text. ("secret" stands for
         # client_secret and secret_key, "token" for access_token...)
@@ -82,6 +84,7 @@ class Redactor:
         return JWT.sub(REDACTED, path) if "eyJ" in path else path
 
     def query(self, query: str) -> str:
+        """The query with secret fields replaced; the same string when it holds none."""
         if not query:
             return query
         if not self._may_hold(query.lower().encode("utf-8", "replace")):
@@ -108,8 +111,14 @@ class Redactor:
             return body
         if b"x-www-form-urlencoded" in _content_type(headers).lower():
             return self._pairs(body.decode("latin-1")).encode("latin-1")
-        redacted = self._json_fields(body, body.lower())
+        redacted = self._inline_pairs(self._json_fields(body, body.lower()))
         return JWT_BYTES.sub(_REDACTED_BYTES, redacted) if b"eyJ" in redacted else redacted
+
+    def _inline_pairs(self, body: bytes) -> bytes:
+        return _inline_pairs_of(body, self._pair_keys)
+
+    def jwts(self, body: bytes) -> bytes:
+        return JWT_BYTES.sub(_REDACTED_BYTES, body)
 
     def _may_hold(self, lowered: bytes) -> bool:
         return any(map(lowered.__contains__, self._hints))
@@ -138,6 +147,32 @@ class Redactor:
                 body = b"".join(out)
                 lowered = body.lower()
         return body
+
+
+def _inline_pairs_of(body: bytes, keys: tuple[bytes, ...]) -> bytes:
+    """`name=value` anywhere in a text (a URL quoted in a message, a form inside JSON): the
+    value, up to a delimiter, replaced. One pass per name, never back."""
+    for key in keys:
+        lowered = body.lower()
+        if key not in lowered:
+            continue
+        out: list[bytes] = []
+        last = 0
+        at = lowered.find(key)
+        while at != -1:
+            start = at + len(key)
+            # only a whole name: what comes before it is no part of a longer one
+            if at == 0 or not (lowered[at - 1:at].isalnum() or lowered[at - 1] == 0x5F):
+                stop = _PAIR_VALUE_RUN.match(body, start).end()  # type: ignore[union-attr]
+                if stop > start:
+                    out += [body[last:start], _REDACTED_BYTES]
+                    last = stop
+                    start = stop
+            at = lowered.find(key, start)
+        if out:
+            out.append(body[last:])
+            body = b"".join(out)
+    return body
 
 
 def _value_span(body: bytes, at: int) -> tuple[int, int] | None:

@@ -100,6 +100,7 @@ CASES: list[tuple[str, re.Pattern[Any], str, list[Text]]] = [
     ("redact.json-string-run", redact._JSON_STRING_RUN, "match", [rep(b"a", b'"')]),
     ("redact.json-scalar-run", redact._JSON_SCALAR_RUN, "match", [rep(b"1", b",")]),
     ("redact.json-space-run", redact._JSON_SPACE_RUN, "match", [rep(b" ", b":")]),
+    ("redact.pair-value-run", redact._PAIR_VALUE_RUN, "match", [rep(b"a", b"&")]),
     ("headervalue.unsafe", headervalue._UNSAFE_BYTES, "search", [rep(b"a")]),
     ("optty.charset", bodyparser._CHARSET, "search",
      [rep("; charset=\""), lambda n: ";" + " " * n, rep("; charset = "), rep(";charset")]),
@@ -198,19 +199,20 @@ class Counted:
 @pytest.mark.parametrize("body", [
     rep(b'"password":'), rep(b'"password":"\\'), rep(b'"password" : "x",'),
     rep(b'"password":1,'), lambda n: b'"password":"' + b"\\\"" * (n // 2),
-    rep(b'"Password":["a"],'), rep(b"eyJ"), rep(b"eyJa."),
+    rep(b'"Password":["a"],'), rep(b"eyJ"), rep(b"eyJa."), rep(b"token="), rep(b"xtoken=a"),
+    lambda n: b"password=" + b"a" * n,
 ], ids=["keys", "escapes", "pairs", "numbers", "one-long-string", "arrays", "jwt-starts",
-        "jwt-pieces"])
+        "jwt-pieces", "inline-pairs", "inner-names", "one-long-value"])
 def test_json_redaction_reads_a_body_a_bounded_number_of_times(
         monkeypatch: pytest.MonkeyPatch, body: Text) -> None:
     clean = redact.Redactor()
-    runs = {name: getattr(redact, name)
-            for name in ("_JSON_STRING_RUN", "_JSON_SCALAR_RUN", "_JSON_SPACE_RUN")}
+    runs = {name: getattr(redact, name) for name in (
+        "_JSON_STRING_RUN", "_JSON_SCALAR_RUN", "_JSON_SPACE_RUN", "_PAIR_VALUE_RUN")}
     for size in SIZES:
         text = body(size)
         # each name's pass may read the body once: names x length, times a small constant
         meter = [0]
-        budget = 4 * len(clean._json_keys) * len(text) + 1000
+        budget = 4 * (len(clean._json_keys) + len(clean._pair_keys)) * len(text) + 1000
         for name, pattern in runs.items():
             monkeypatch.setattr(redact, name, Counted(pattern, meter, budget))
         kept = clean.body(text)

@@ -126,5 +126,14 @@ def test_a_secret_cut_by_the_entry_budget_is_not_kept_in_part() -> None:
     clean = Redactor()
     body = b'{"x":"' + b"p" * 100 + b'","t":"eyJ' + b"a" * 50 + b".eyJ" + b"b" * 50 + b'.s"}'
     from mock_server.core.journal import _kept
-    _headers, kept, cut, _size = _kept((), body, 124, clean)
+    _headers, kept, cut, _size, _redacted = _kept((), body, 124, clean)
     assert cut and b"eyJ" not in kept
+
+
+def test_an_answer_that_echoes_a_secret_is_redacted_too(app: SandboxApp,
+                                                        client: TestClient) -> None:
+    # NestJS's not-found message quotes the URL as sent: "Cannot GET /nowhere?client_secret=..."
+    answer = client.get("/nowhere?client_secret=s3cr3t-value", headers=S)
+    assert "s3cr3t-value" in answer.text  # the client gets Optty's answer as it is
+    entry = stored(app)[0]
+    assert b"s3cr3t-value" not in everything_kept(entry)
