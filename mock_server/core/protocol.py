@@ -65,7 +65,7 @@ def bounded_protocol(sandbox: Any, max_head: int) -> type[HttpToolsProtocol]:
                 method = self.parser.get_method().decode("ascii", "replace")
             except Exception:  # noqa: BLE001 - not even a method yet
                 method = "GET"
-            target = (self.url or b"/").split(b"?", 1)[0]
+            target = (getattr(self, "url", b"") or b"/").split(b"?", 1)[0]
             response = sandbox.refuse_head(method, target.decode("latin-1") or "/",
                                            HEAD_TOO_LARGE.format(limit=max_head), target)
             head = [STATUS_LINE[response.status_code]]
