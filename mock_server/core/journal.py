@@ -56,7 +56,8 @@ def _kept(headers: tuple[tuple[str | bytes, str | bytes], ...], body: bytes, bud
     first, in order, as many as fit; the body gets what is left. Also whether anything was cut,
     the bytes kept, and whether the body had secrets. With own_answer (the sandbox's answer to
     a request that brought no secret in query or body), only JWTs are looked for."""
-    kept = clean.headers(headers)
+    # the sandbox's own answer headers carry nothing a client sent (no cookie, no credential)
+    kept = headers if own_answer else clean.headers(headers)  # type: ignore[assignment]
     used = sum(map(len, chain.from_iterable(kept)))  # in C: this runs at every request
     cut = redacted = False
     if used > budget:

@@ -53,6 +53,9 @@ class Redactor:
         encoded = {n.encode("utf-8") for n in names} | {b"eyj"}
         self._hints = tuple(sorted(n for n in encoded
                                    if not any(o != n and o in n for o in encoded)))
+        # one search for all of them (literals only, no repeat: linear,
+        # tests/reliability/test_linear_patterns.py)
+        self._hint = re.compile(b"|".join(re.escape(h) for h in self._hints))
 
     # -- headers -------------------------------------------------------------------------------
 
@@ -65,8 +68,8 @@ class Redactor:
             if b"eyJ" not in b"\0".join(map(_VALUE, headers)):  # type: ignore[arg-type]
                 if names.isdisjoint(dict(headers)):
                     return headers  # type: ignore[return-value]
-                return tuple((n, _REDACTED_BYTES) if n in names else (n, v)  # type: ignore
-                             for n, v in headers)
+                return tuple([(n, _REDACTED_BYTES) if n in names else (n, v)  # type: ignore
+                              for n, v in headers])
         kept: list[tuple[bytes, bytes]] = []
         for name, value in headers:
             raw_name = name if isinstance(name, bytes) else name.encode("latin-1", "replace")
@@ -121,7 +124,7 @@ class Redactor:
         return JWT_BYTES.sub(_REDACTED_BYTES, body)
 
     def _may_hold(self, lowered: bytes) -> bool:
-        return any(map(lowered.__contains__, self._hints))
+        return self._hint.search(lowered) is not None
 
     def _json_fields(self, body: bytes, lowered: bytes) -> bytes:
         """`"name": value` for each name: the value (a string or a scalar) replaced. One pass

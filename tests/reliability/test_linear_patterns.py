@@ -101,6 +101,7 @@ CASES: list[tuple[str, re.Pattern[Any], str, list[Text]]] = [
     ("redact.json-scalar-run", redact._JSON_SCALAR_RUN, "match", [rep(b"1", b",")]),
     ("redact.json-space-run", redact._JSON_SPACE_RUN, "match", [rep(b" ", b":")]),
     ("redact.pair-value-run", redact._PAIR_VALUE_RUN, "match", [rep(b"a", b"&")]),
+    ("redact.hint", redact.Redactor()._hint, "search", [rep(b"secre"), rep(b"eyeyeyj")]),
     ("headervalue.unsafe", headervalue._UNSAFE_BYTES, "search", [rep(b"a")]),
     ("optty.charset", bodyparser._CHARSET, "search",
      [rep("; charset=\""), lambda n: ";" + " " * n, rep("; charset = "), rep(";charset")]),
