@@ -16,7 +16,9 @@ from starlette.types import Message, Receive, Scope, Send
 from mock_server.core import faults, netfaults
 from mock_server.core.clock import TimeSource, real_time
 from mock_server.core.http import Answer, Context, Problem, ProviderApp, RequestHeaders
+from mock_server.core.headervalue import header_value, safe_raw_headers
 from mock_server.core.journal import finish
+from mock_server.core.limits import head_problem
 from mock_server.core.openapi import Spec
 from mock_server.core.scenarios import Scenario, load_scenario_paths
 from mock_server.core.world import (
@@ -39,6 +41,7 @@ SESSION_HEADER = "x-sandbox-session"
 # opt-in protection: a session created with this header needs it on every admin call
 SESSION_TOKEN_HEADER = "x-sandbox-session-token"
 WARNING_HEADER = "x-sandbox-warning"
+_WARNING_HEADER_BYTES = WARNING_HEADER.encode()
 _SESSION_PREFIX = "/sessions/"
 
 
@@ -188,6 +191,23 @@ class SandboxApp:
         assert self.fallback is not None
         return self.fallback, None
 
+    def refuse_head(self, method: str, path: str, detail: str,
+                    raw_path: bytes | None = None) -> Any:
+        """The 431 for a request head over the limits, in the shape of the provider owning
+        `path`: nothing journaled, no session looked up or made (the default one lends its id
+        source to the error body)."""
+        provider, _found = self.route(path or "/")
+        ctx = Context(self.world, self.settings, self.world.session(DEFAULT_SESSION), method,
+                      path or "/", RequestHeaders([]), b"", b"")
+        ctx.state["raw_path"] = raw_path
+        response = provider.problem_response(ctx, Problem(Problem.HEADERS_TOO_LARGE,
+                                                          detail=detail))
+        if access_log.isEnabledFor(logging.INFO):
+            log_access({"session": None, "provider": provider.name, "operation": None,
+                        "method": method, "path": path[:256], "status": response.status_code,
+                        "duration_ms": 0.0, "fault": None})
+        return response
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         self.requests_started += 1
@@ -195,6 +215,15 @@ class SandboxApp:
         root_path: str = scope.get("root_path", "")
         if root_path and path.startswith(root_path):
             path = path[len(root_path):]  # mounted: the sandbox's paths start under its mount
+        raw_target = scope.get("raw_path") or path.encode("utf-8", "replace")
+        too_large = head_problem(scope["method"], len(raw_target)
+                                 + len(scope.get("query_string", b"")), scope["headers"],
+                                 max_head=self.settings.max_header_bytes,
+                                 max_field=self.settings.max_header_field_bytes)
+        if too_large is not None:
+            await self.refuse_head(scope["method"], path, too_large,
+                                   scope.get("raw_path"))(scope, receive, send)
+            return
         headers = RequestHeaders(scope["headers"])
         session_name = headers.get(SESSION_HEADER)
         if path.startswith(_SESSION_PREFIX):
@@ -307,8 +336,18 @@ class SandboxApp:
             log.warning("shutdown: answered 503 to %s %s (session %s): still running when "
                         "--shutdown-timeout ended", method, path, session.name)
         assert response is not None
-        if ctx.warnings:
-            response.headers[WARNING_HEADER] = "; ".join(ctx.warnings)
+        try:
+            if ctx.warnings:
+                # the warnings may quote data (a merchant id): one safe line, the journal
+                # keeps them as they were
+                response.raw_headers = [
+                    *(h for h in response.raw_headers if h[0] != _WARNING_HEADER_BYTES),
+                    (_WARNING_HEADER_BYTES, header_value("; ".join(ctx.warnings)))]
+            response.raw_headers = safe_raw_headers(response.raw_headers)
+        except Exception:
+            # whatever went wrong, an answer goes out in the provider's shape
+            log.exception("the answer to %s %s could not be completed", method, path[:256])
+            response = provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
         lost: netfaults.FaultWithoutConnection | None = None
         try:
             if rule is not None and rule.fault:

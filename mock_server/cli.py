@@ -97,6 +97,17 @@ _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
                                       "request or between requests (default 5s)"),
     "webhook-allow": (_networks, "networks callbacks may go to, comma-separated, or 'any' "
                                  "(default: loopback and private ranges)"),
+    "max-header-bytes": (_positive_int, "largest request head accepted: request line and all "
+                                        "header lines (default 65536)"),
+    "max-header-field-bytes": (_positive_int, "largest single header line accepted "
+                                              "(default 8192)"),
+    "journal-entry-bytes": (_positive_int, "bytes one journal entry keeps of the request, and "
+                                           "again of the answer (default 65536)"),
+    "journal-bytes": (_positive_int, "bytes a session's journal keeps in all; oldest entries "
+                                     "go first (default 67108864)"),
+    "redact": (str, "a header, query or body field name whose value the journal never keeps; "
+                    "repeatable, adds to the defaults. From the environment: names separated "
+                    "by ','"),
 }
 _CHOICES = {"log-format": ("text", "json"), "log-level": ("debug", "info", "warning", "error")}
 
@@ -114,6 +125,8 @@ def _env_default(flag: str, kind: Any) -> Any:
             f"{ENV_PREFIX}{flag.upper().replace('-', '_')}={raw!r} is not a boolean")
     if flag == "scenario":
         return [p for p in raw.split(os.pathsep) if p]
+    if flag == "redact":
+        return [n.strip() for n in raw.split(",") if n.strip()]
     try:
         return kind(raw)
     except argparse.ArgumentTypeError as exc:
@@ -131,9 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         if kind is bool:
             serve.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
                                help=text)
-        elif flag == "scenario":
-            serve.add_argument(f"--{flag}", action="append", default=None, metavar="PATH",
-                               help=text)
+        elif flag in ("scenario", "redact"):
+            serve.add_argument(f"--{flag}", action="append", default=None, help=text,
+                               metavar="PATH" if flag == "scenario" else "NAME")
         else:
             serve.add_argument(f"--{flag}", type=kind, default=None, help=text,
                                choices=_CHOICES.get(flag))
@@ -158,6 +171,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         values["scenarios" if flag == "scenario" else attr] = value
     if "scenarios" in values:
         values["scenarios"] = tuple(values["scenarios"])
+    if "redact" in values:
+        values["redact"] = tuple(values["redact"])
     known = {f.name for f in fields(Settings)}
     return replace(Settings(), **{k: v for k, v in values.items() if k in known})
 
@@ -248,11 +263,9 @@ def _batch_access_lines(app: Any) -> None:
 _SPARE_FILES = 64
 
 
-def _guarded_protocol(settings: Settings, log: logging.Logger) -> type:
-    """uvicorn's HTTP protocol under the sandbox's connection limits (mock_server.connections),
+def _guarded_protocol(settings: Settings, log: logging.Logger, base: type) -> type:
+    """The HTTP protocol `base` under the sandbox's connection limits (mock_server.connections),
     after the soft open-file limit has been raised to the hard one."""
-    from uvicorn.protocols.http.auto import AutoHTTPProtocol
-
     from mock_server.connections import ConnectionGuard, raise_open_file_limit
 
     limits = raise_open_file_limit()
@@ -266,7 +279,7 @@ def _guarded_protocol(settings: Settings, log: logging.Logger) -> type:
             log.warning("the open-file limit (%d) allows %d connections, not %d "
                         "(--max-connections)", after, cap, settings.max_connections)
     guard = ConnectionGuard(cap, settings.keep_alive_timeout.total_seconds())
-    return guard.protocol(AutoHTTPProtocol)
+    return guard.protocol(base)
 
 
 def serve(settings: Settings, app: Any = None) -> int:
@@ -291,15 +304,18 @@ def serve(settings: Settings, app: Any = None) -> int:
     host, port = sock.getsockname()[:2]
     log.info("refund-mock-server %s listening on http://%s:%s",
              __version__, f"[{host}]" if ":" in host else host, port)
-    protocol = _guarded_protocol(settings, log)
+    from mock_server.core.protocol import uvicorn_options
+
+    # the request head is bounded while it arrives (core.protocol), under the connection limits
+    options = uvicorn_options(app)
+    protocol = _guarded_protocol(settings, log, options.pop("http"))
     keep_alive = settings.keep_alive_timeout.total_seconds()
     grace = settings.shutdown_timeout.total_seconds()
     # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for
     # proxy_headers off: nothing in the sandbox reads the client address or scheme, and uvicorn
     # would otherwise copy every request's headers into a dict to look for X-Forwarded-*
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                            proxy_headers=False,
-                            http=protocol,
+                            proxy_headers=False, http=protocol, **options,
                             timeout_keep_alive=keep_alive,  # type: ignore[arg-type]
                             log_level=settings.log_level,
                             timeout_graceful_shutdown=grace)  # type: ignore[arg-type]

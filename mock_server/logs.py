@@ -23,11 +23,14 @@ MASK = "[REDACTED]"
 # a future log call): JWTs, the credentials of an Authorization header, and secret-looking fields
 # of a form, JSON or query string. The access line itself holds no header and no body.
 _SECRETS = re.compile(
-    r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
-    r"|(?P<scheme>\b(?:Basic|Bearer|Digest)\s+)[A-Za-z0-9._~+/=-]{4,}"
+    r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*+\.[A-Za-z0-9_-]++\.[A-Za-z0-9_-]*+"
+    r"|(?P<scheme>\b(?:Basic|Bearer|Digest)\s++)[A-Za-z0-9._~+/=-]{4,}+"
     r"|(?P<field>\b(?:client_secret|secret_?key|secret|password|passwd|access_token"
-    r"|refresh_token|api_?key|token)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',;}]+",
+    r"|refresh_token|api_?key|token)[\"']?\s*+[=:]\s*+[\"']?)[^\s&\"',;}]++",
     re.IGNORECASE)
+# Linear in the length of the text (tests/reliability/test_linear_patterns.py): a JWT is
+# looked for only where a run of base64url characters starts, and no repeat gives back what it
+# took, so a 32k path of "eyJeyJ..." is read a few times over, not once per start position.
 
 
 # Every text _SECRETS can match contains one of these (ASCII, lower-cased): a line without any of

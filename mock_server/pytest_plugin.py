@@ -30,6 +30,7 @@ STARTUP_TIMEOUT = 15.0
 _SESSION_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
 _JOURNAL_MAX = 10_000
+_PAGE_MAX = 1000  # GET /__admin/requests gives at most this many entries a page
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -178,10 +179,18 @@ class SandboxSession:
     def requests(self, *, provider: str | None = None, status: int | None = None,
                  operation: str | None = None, limit: int = _JOURNAL_MAX
                  ) -> list[dict[str, Any]]:
-        """What reached this session, newest first (headers with Authorization redacted)."""
-        result: list[dict[str, Any]] = self._admin(
-            "GET", "/requests", query={"provider": provider, "status": status,
-                                       "operation": operation, "limit": limit})["requests"]
+        """What reached this session, newest first (secrets redacted), up to `limit` entries:
+        the journal's pages followed one after another (at most 1000 entries each)."""
+        result: list[dict[str, Any]] = []
+        before: int | None = None
+        while len(result) < limit:
+            page = self._admin("GET", "/requests", query={
+                "provider": provider, "status": status, "operation": operation,
+                "limit": min(limit - len(result), _PAGE_MAX), "before": before})
+            result.extend(page["requests"])
+            before = page.get("next")
+            if before is None:
+                break
         return result
 
     def clear_requests(self) -> int:
@@ -258,8 +267,10 @@ def _in_process(settings: Settings) -> Iterator[SandboxServer]:
     port = sock.getsockname()[1]
     grace = settings.shutdown_timeout.total_seconds()
     # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for
+    from mock_server.core.protocol import uvicorn_options
+
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                            log_level=None,
+                            log_level=None, **uvicorn_options(app),
                             timeout_graceful_shutdown=grace)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     # not the main thread, so uvicorn leaves the test run's signal handlers alone

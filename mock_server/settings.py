@@ -27,6 +27,18 @@ class Settings:
     idempotency_ttl: timedelta = field(default_factory=lambda: timedelta(days=7))
     journal_size: int = 10_000
     max_body_bytes: int = 1024 * 1024
+    # the request head: request line plus every header line (as nginx counts its header
+    # buffers and Node its --max-http-header-size), and any one header line (Apache's 8190,
+    # nginx's 8k buffer): core.limits, docs/fidelity.md
+    max_header_bytes: int = 64 * 1024
+    max_header_field_bytes: int = 8 * 1024
+    # what one journal entry keeps of the request (headers + body), and again of the answer
+    journal_entry_bytes: int = 64 * 1024
+    # what a session's journal keeps in all; the oldest entries go first when it is full
+    journal_bytes: int = 64 * 1024 * 1024
+    # names whose values the journal never keeps (headers, query, form and JSON fields), in
+    # addition to core.redact's defaults
+    redact: tuple[str, ...] = ()
     # on SIGTERM/SIGINT: in-flight requests, then shutdown hooks (pending callbacks), share this
     shutdown_timeout: timedelta = field(default_factory=lambda: timedelta(seconds=5))
     # sessions kept at most; beyond, the least recently used idle one is evicted

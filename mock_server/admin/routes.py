@@ -19,6 +19,7 @@ from starlette.responses import Response
 from mock_server import __version__
 from mock_server.core.clock import iso_millis, parse_instant
 from mock_server.core.http import Context, Handler, Problem
+from mock_server.core.journal import LIST_BODY_BYTES
 from mock_server.core.openapi import Spec
 from mock_server.core.scenario_spec import follows_published_schema, plain_document
 from mock_server.core.scenarios import ScenarioError, parse_scenario
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from mock_server.app import SandboxApp
 
 PROVIDER_FILTERS = ("afterpay", "optty", "admin")
+# the journal's pages (GET /__admin/requests): entries per page by default and at most
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+PAGE_BYTES = 8 * 1024 * 1024  # a page ends early past this much journaled data
 _ADVANCE_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 # each unit is capped at about 100 years (openapi/admin.yaml, ClockAdvanceRequest)
 _ADVANCE_LIMITS = {"seconds": 3_155_760_000, "minutes": 52_596_000, "hours": 876_600,
@@ -106,6 +111,7 @@ class AdminApp:
             "listScenarios": self.list_scenarios,
             "deleteScenario": self.delete_scenario,
             "listRequests": self.list_requests,
+            "getRequest": self.get_request,
             "clearRequests": self.clear_requests,
             "getClock": self.get_clock,
             "freezeClock": self.freeze_clock,
@@ -164,6 +170,8 @@ class AdminApp:
                                              f"body larger than {limit} bytes"))
         if problem.kind == Problem.BAD_SESSION:
             return error_response(AdminError(400, "invalid_session", problem.detail))
+        if problem.kind == Problem.HEADERS_TOO_LARGE:
+            return error_response(AdminError(431, "headers_too_large", problem.detail))
         return error_response(AdminError(500, "internal_error", "the sandbox failed; see its log"))
 
     def error_response(self, ctx: Context, code: str, status: int | None) -> Response:
@@ -227,13 +235,37 @@ class AdminApp:
         if provider is not None and provider not in PROVIDER_FILTERS:
             raise AdminError(400, "invalid_request",
                              f"provider must be one of {', '.join(PROVIDER_FILTERS)}")
-        status = _int_param(query.get("status"), "status", 100, 599)
-        limit = _int_param(query.get("limit"), "limit", 1, 10_000)
-        total, entries = ctx.session.journal.query(
+        # 0: the requests a connection fault answered with no status at all
+        status = _int_param(query.get("status"), "status", 0, 599)
+        if status is not None and 0 < status < 100:
+            raise AdminError(400, "invalid_request",
+                             "status must be 0 (no answer sent) or an integer from 100 to 599")
+        limit = _int_param(query.get("limit"), "limit", 1, MAX_PAGE)
+        before = _int_param(query.get("before"), "before", 1, 2**63 - 1)
+        total, entries, after = ctx.session.journal.page(
             provider=provider, status=status, operation=query.get("operation") or None,
-            limit=limit if limit is not None else 100)
-        return json_response({"session": ctx.session.name, "total": total,
-                              "requests": [e.to_json() for e in entries]})
+            limit=limit if limit is not None else DEFAULT_PAGE, before=before)
+        # At most MAX_PAGE entries, each body cut to LIST_BODY_BYTES, and a page ends early
+        # once it holds PAGE_BYTES: what one answer costs is bounded whatever the journal holds.
+        shown: list[dict[str, Any]] = []
+        size = 0
+        for entry in entries:
+            if shown and size + entry.size > PAGE_BYTES:
+                after = shown[-1]["id"]
+                break
+            shown.append(entry.to_json(LIST_BODY_BYTES))
+            size += entry.size
+        return json_response({"session": ctx.session.name, "total": total, "next": after,
+                              "requests": shown})
+
+    async def get_request(self, ctx: Context) -> Response:
+        raw = ctx.params["id"]
+        entry_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else None
+        entry = ctx.session.journal.get(entry_id) if entry_id else None
+        if entry is None:
+            raise AdminError(404, "not_found",
+                             f"no journal entry {raw[:64]} in this session")
+        return json_response(entry.to_json())
 
     async def clear_requests(self, ctx: Context) -> Response:
         return json_response({"session": ctx.session.name,
@@ -294,6 +326,7 @@ class AdminApp:
 def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only ("²".isdigit() is true, int("²") fails), and few enough for int()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19) or not low <= int(raw) <= high:
         raise AdminError(400, "invalid_request", f"{name} must be an integer from {low} to {high}")
     return int(raw)

@@ -16,6 +16,7 @@ METHOD_NOT_ALLOWED_MESSAGE = "Method Not Allowed"  # docs
 NOT_ACCEPTABLE_MESSAGE = "Not Acceptable"  # docs
 UNSUPPORTED_MEDIA_TYPE_MESSAGE = "Unsupported Media Type"  # docs
 PAYLOAD_TOO_LARGE_MESSAGE = "Request body is too large"  # Decision
+HEADERS_TOO_LARGE_MESSAGE = "Request header fields are too large"  # Decision
 CONFLICT_MESSAGE = "Request is still being processed. Retry with the same requestId."  # Decision
 PRECONDITION_FAILED_MESSAGE = "Payment is not eligible for a refund."  # Decision (code: docs)
 # quoted by a merchant
@@ -106,6 +107,13 @@ class PayloadTooLarge(AfterpayError):
     status = 413
     code = "request_too_large"
     message = PAYLOAD_TOO_LARGE_MESSAGE
+
+
+class HeadersTooLarge(AfterpayError):
+    # Decision: Afterpay documents no header limit; the sandbox needs one (core.limits).
+    status = 431
+    code = "request_header_fields_too_large"
+    message = HEADERS_TOO_LARGE_MESSAGE
 
 
 class UnsupportedMediaType(AfterpayError):

@@ -48,6 +48,8 @@ class AfterpayApp:
             return error(ctx, errors.NotFound(errors.ROUTE_NOT_FOUND_MESSAGE))
         if problem.kind == Problem.PAYLOAD_TOO_LARGE:
             return error(ctx, errors.PayloadTooLarge())
+        if problem.kind == Problem.HEADERS_TOO_LARGE:
+            return error(ctx, errors.HeadersTooLarge())
         if problem.kind == Problem.BAD_SESSION:
             return error(ctx, errors.InvalidRequest(problem.detail))
         return error(ctx, errors.InternalError())

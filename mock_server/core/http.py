@@ -102,6 +102,7 @@ class Problem:
     METHOD_NOT_ALLOWED = "method_not_allowed"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     BAD_SESSION = "bad_session"
+    HEADERS_TOO_LARGE = "headers_too_large"  # 431; `detail` says which limit (core.limits)
     INTERNAL_ERROR = "internal_error"
 
     def __init__(self, kind: str, *, allow: list[str] | None = None, detail: str = "") -> None:

@@ -314,7 +314,7 @@ class World:
             clock=SessionClock(self.time_source),
             ids=IdSource(self.settings.seed, name),
             ledger=_NO_LEDGER,
-            journal=Journal(self.settings.journal_size),
+            journal=Journal.for_settings(self.settings),
             fault_chances=IdSource(self.settings.seed, f"{name}/faults"),
             last_used=self.time_source(),
             used_at=self.monotonic(),

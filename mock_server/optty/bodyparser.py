@@ -135,6 +135,7 @@ class _Hole:
 
 _HOLE = _Hole()
 _BRACKET = re.compile(r"\[[^[\]]*\]")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def _decode(text: str) -> str:
@@ -143,7 +144,7 @@ def _decode(text: str) -> str:
     text = text.replace("+", " ")
     if "%" not in text:
         return text
-    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+    if _BAD_PERCENT.search(text):
         return text
     try:
         return unquote_to_bytes(text).decode("utf-8")

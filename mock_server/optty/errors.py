@@ -20,6 +20,9 @@ MSG_ROUTE_NOT_FOUND = "Cannot {method} {url}"
 # BadRequestException; this error reaches BaseExceptionFilter.handleUnknownError, whose
 # isHttpError branch answers {statusCode, message} and nothing else: no "error" field.
 MSG_PAYLOAD_TOO_LARGE = "request entity too large"
+# Node's HTTP parser refuses a head over --max-http-header-size (16 KiB) with a bare 431 before
+# Express runs; the sandbox says the same in NestJS's {statusCode, message} (Decision)
+MSG_HEADERS_TOO_LARGE = "Request Header Fields Too Large"
 MSG_TOO_MANY_REQUESTS = "ThrottlerException: Too Many Requests"  # @nestjs/throttler
 MSG_INTERNAL_ERROR = "Internal server error"  # NestJS MESSAGES.UNKNOWN_EXCEPTION_MESSAGE
 MSG_SERVICE_UNAVAILABLE = "Service Unavailable"
@@ -93,6 +96,11 @@ class RouteNotFound(NotFound):
 class PayloadTooLarge(OpttyError):
     status = 413
     default_message = MSG_PAYLOAD_TOO_LARGE
+
+
+class HeadersTooLarge(OpttyError):
+    status = 431
+    default_message = MSG_HEADERS_TOO_LARGE
 
 
 class HttpError(OpttyError):

@@ -63,7 +63,8 @@ def original_url(ctx: Context) -> str:
     path = raw.decode("latin-1") if isinstance(raw, bytes) else ctx.path
     if path.startswith(_SESSION_PREFIX) and not ctx.path.startswith(_SESSION_PREFIX):
         path = "/" + path[len(_SESSION_PREFIX):].partition("/")[2]
-    query = ctx.entry.query if ctx.entry is not None else str(ctx.query)
+    # as sent (the journal's copy has its secrets taken out)
+    query = ctx.query_string.decode("latin-1")
     return f"{path}?{query}" if query else path
 
 
@@ -121,6 +122,8 @@ class OpttyApp:
             return error(ctx, errors.RouteNotFound(ctx.method, original_url(ctx)))
         if problem.kind == Problem.PAYLOAD_TOO_LARGE:
             return error(ctx, errors.PayloadTooLarge())
+        if problem.kind == Problem.HEADERS_TOO_LARGE:
+            return error(ctx, errors.HeadersTooLarge())
         if problem.kind == Problem.BAD_SESSION:
             return error(ctx, errors.BadRequest(problem.detail))
         return error(ctx, errors.InternalError())

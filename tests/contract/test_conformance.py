@@ -327,7 +327,14 @@ def admin_delete_scenario(case: Any, response: Any) -> None:
 
 def admin_list_requests(case: Any, response: Any) -> None:
     assert response.status_code == 200
-    assert response.json() == {"session": _session(case), "total": 0, "requests": []}
+    assert response.json() == {"session": _session(case), "total": 0, "next": None,
+                               "requests": []}
+
+
+def admin_get_request(case: Any, response: Any) -> None:
+    # a fresh session's journal is empty: every id is unknown
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == "not_found"
 
 
 def admin_clear_requests(case: Any, response: Any) -> None:
@@ -381,6 +388,7 @@ ORACLES: dict[str, Callable[[Any, Any], None]] = {
     "listScenarios": admin_list_scenarios,
     "deleteScenario": admin_delete_scenario,
     "listRequests": admin_list_requests,
+    "getRequest": admin_get_request,
     "clearRequests": admin_clear_requests,
     "getClock": admin_get_clock,
     "freezeClock": admin_freeze_clock,

@@ -164,9 +164,17 @@ class Account:
 def journal_agrees(session: str, provider: str, operation: str, id_field: str,
                    accounts: dict[str, Any]) -> None:
     """The session's journal lists exactly the refunds the model saw made."""
-    journal = admin_get(session, "/__admin/requests", provider=provider, operation=operation,
-                        status=201, limit=10000)
-    journaled = {json.loads(entry["responseBody"])[id_field] for entry in journal["requests"]}
+    entries: list[dict[str, Any]] = []
+    before = None
+    while True:  # every page of the journal
+        query = {"provider": provider, "operation": operation, "status": 201, "limit": 1000}
+        journal = admin_get(session, "/__admin/requests",
+                            **(query if before is None else {**query, "before": before}))
+        entries.extend(journal["requests"])
+        before = journal["next"]
+        if before is None:
+            break
+    journaled = {json.loads(entry["responseBody"])[id_field] for entry in entries}
     made = {rid for account in accounts.values() for rid in account.refunds}
     with recorded("the request journal"):
         assert journaled == made, "the journal lists exactly the refunds the model saw"

@@ -140,3 +140,7 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     yield start
     for server in started:
         server.kill()
+
+
+# the in-process real server (tests/reliability/threaded.py), as a fixture here too
+from tests.reliability.threaded import threaded_server  # noqa: E402, F401

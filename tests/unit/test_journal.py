@@ -56,9 +56,12 @@ def test_a_large_body_is_kept_only_up_to_the_limit() -> None:
     entry = journal.record(at=NOW, provider="afterpay", operation="op", method="POST",
                            path="/x", query="", headers=[], body=b"a" * (MAX_BODY_CHARS * 4))
     finish(entry, status=201, headers=[], body=b"b" * (MAX_BODY_CHARS + 1), duration_ms=1.0)
-    assert len(entry.raw_body) <= MAX_BODY_CHARS + 1
-    assert entry.body == "a" * MAX_BODY_CHARS + "…[truncated]"
-    assert entry.response_body == "b" * MAX_BODY_CHARS + "…[truncated]"
+    assert entry.body == "a" * MAX_BODY_CHARS
+    assert entry.response_body == "b" * MAX_BODY_CHARS
+    shown = entry.to_json()
+    assert shown["bodyTruncated"] and shown["bodyBytes"] == MAX_BODY_CHARS * 4
+    assert shown["responseBodyTruncated"] and shown["responseBodyBytes"] == MAX_BODY_CHARS + 1
     small = journal.record(at=NOW, provider="afterpay", operation="op", method="POST",
                            path="/x", query="", headers=[], body=b"{}")
     assert small.body == "{}" and small.to_json()["body"] == "{}"
+    assert small.to_json()["bodyTruncated"] is False
