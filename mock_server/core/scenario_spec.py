@@ -181,3 +181,31 @@ class _PlainYaml(_Builder):
             except ValueError:
                 return node.value
         return super()._scalar(node, path)
+
+
+def write_admin_components(path: str) -> None:
+    """Rewrites the generated scenario components of openapi/admin.yaml (from `    Scenario:`
+    to the first hand-written component after them) from the shipped schema:
+    `python -m mock_server.core.scenario_spec openapi/admin.yaml`."""
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    components = openapi_components()
+    start = lines.index(f"    {COMPONENT_PREFIX}:")
+    end = start + 1
+    while end < len(lines) and not (
+            lines[end].startswith("    ") and not lines[end].startswith("     ")
+            and lines[end].strip().rstrip(":") not in components):
+        end += 1
+    text = yaml.safe_dump(components, sort_keys=False, allow_unicode=True, width=100)
+    block = ["    " + line if line else line for line in text.rstrip("\n").split("\n")]
+    lines[start:end] = block
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    write_admin_components(sys.argv[1])

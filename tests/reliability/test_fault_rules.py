@@ -110,7 +110,7 @@ def test_more_rules_than_the_limit_are_refused_whole() -> None:
     headers = {"x-sandbox-session": "limited", "content-type": "application/json"}
     assert run(app, "POST", "/__admin/scenarios", headers, scenario("a", 60)).status == 201
     refused = run(app, "POST", "/__admin/scenarios", headers, scenario("b", 41))
-    assert refused.status == 400
+    assert refused.status == 422
     body = refused.json()
     assert body["error"] == "invalid_scenario"
     assert body["problems"] == ["<request>:1: the session would have 101 fault rules; at most "

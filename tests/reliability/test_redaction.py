@@ -31,7 +31,14 @@ def app() -> SandboxApp:
 @pytest.fixture
 def client(app: SandboxApp) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False) as c:
+        keep_session(c)
         yield c
+
+
+def keep_session(client: TestClient) -> None:
+    """Makes the session before the refused requests of a test (a session whose first request
+    is refused is not kept: tests/reliability/test_sessions.py)."""
+    assert client.post("/__admin/reset", headers=S).status_code == 200
 
 
 def stored(app: SandboxApp, session: str = "r") -> list[JournalEntry]:
@@ -97,6 +104,7 @@ def test_more_names_come_from_settings() -> None:
     app = create_app(Settings(seed=4, redact=("X-Merchant-Pin", "pin")),
                      time_source=lambda: NOW)
     with TestClient(app) as client:
+        keep_session(client)
         client.post("/orders/o-1/refund?pin=1234", content=b'{"pin":"9876"}',
                     headers={**S, "X-Merchant-Pin": "5555", "Content-Type": "application/json"})
     entry = stored(app)[0]

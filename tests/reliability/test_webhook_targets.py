@@ -96,7 +96,7 @@ def load(client: TestClient, url: str) -> Any:
 def test_a_scenario_with_a_forbidden_webhook_is_refused(url: str) -> None:
     with TestClient(create_app(Settings(seed=1))) as client:
         answer = load(client, url)
-        assert answer.status_code == 400
+        assert answer.status_code == 422
         [problem] = answer.json()["problems"]
         assert problem.startswith("<request>:1: ") and "webhookUrl" in problem
 

@@ -23,7 +23,7 @@ def _admin() -> dict[str, Any]:
 def test_admin_yaml_holds_the_generated_scenario_schema() -> None:
     schemas = _admin()["components"]["schemas"]
     for name, component in openapi_components().items():
-        assert schemas[name] == component, f"{name}: regenerate it from scenario.schema.json"
+        assert schemas[name] == component, f"{name}: regenerate it: python -m mock_server.core.scenario_spec openapi/admin.yaml"
 
 
 def test_every_scenario_body_of_load_scenario_is_that_schema() -> None:
