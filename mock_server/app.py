@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import time
+from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -151,6 +152,7 @@ class SandboxApp:
         bad_session = session_name is not None and not SESSION_NAME.match(session_name)
         session = self.world.session(DEFAULT_SESSION if bad_session or not session_name
                                      else session_name)
+        session.last_used = datetime.now(UTC)
         query_string: bytes = scope.get("query_string", b"")
         ctx = Context(self.world, self.settings, session, method, path or "/", headers,
                       query_string, b"")
@@ -225,6 +227,8 @@ class SandboxApp:
             ctx.entry.warnings = tuple(ctx.warnings)
             finish(ctx.entry, status=response.status_code, headers=response.raw_headers,
                    body=bytes(response.body), duration_ms=duration_ms)
+            if session.journal.watchers:  # an open dashboard or stream (admin/stream.py)
+                session.journal.announce(ctx.entry)
         if access_log.isEnabledFor(logging.INFO):
             operation = ctx.operation.operation_id if ctx.operation else None
             log_access({"session": session.name, "provider": provider.name,

@@ -6,7 +6,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mock_server.core.clock import SessionClock, TimeSource, real_time
@@ -58,6 +58,8 @@ class Session:
     # draws for fault rules' `probability`: seeded like `ids`, but apart from them, so adding a
     # probabilistic rule does not change the ids a session hands out
     fault_chances: IdSource = field(default_factory=lambda: IdSource(None, ""))
+    # the wall clock (not the session clock) when a request last named this session
+    last_used: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def state(self, provider: str) -> Any:
         return self.states[provider]
