@@ -325,7 +325,7 @@
       const json = /^\s*[{[]/.test(text);
       const answer = await api('POST', 'scenarios', text, json ? 'application/json' : 'application/yaml');
       if (answer.ok) {
-        const seeded = Object.entries(answer.data.seeded || {}).map(([k, v]) => k + ' ' + v).join(', ');
+        const seeded = Object.entries(answer.data.seeded || {}).filter(([, v]) => v).map(([k, v]) => k + ' ' + v).join(', ');
         result.textContent = 'Loaded scenario ' + answer.data.name + (seeded ? ': ' + seeded : '') +
           '; ' + answer.data.faults + ' fault rule' + (answer.data.faults === 1 ? '' : 's') + '.';
         scheduleRefresh(false);
