@@ -6,6 +6,7 @@ skipped, except in CI (CI=true), where a missing browser fails them: .ci/run ins
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -93,9 +94,15 @@ class Dashboard:
         """Waits until the session page's stream is open."""
         self.wait(lambda d: self.css("#live-status").text == "Live updates: on")
 
-    def screenshot(self, name: str) -> None:
+    def screenshot(self, name: str, *, whole_page: bool = False) -> None:
         """docs/<name>.png, when DASHBOARD_SCREENSHOTS=1 (how the README's pictures are made)."""
-        if os.environ.get("DASHBOARD_SCREENSHOTS") == "1":
+        if os.environ.get("DASHBOARD_SCREENSHOTS") != "1":
+            return
+        if whole_page:
+            shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": True})
+            (DOCS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+        else:
             self.driver.save_screenshot(str(DOCS / f"{name}.png"))
 
     def console_errors(self) -> list[dict[str, Any]]:

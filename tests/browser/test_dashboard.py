@@ -82,7 +82,7 @@ def test_a_refund_appears_live(dashboard: Dashboard) -> None:
     assert refund(dashboard, "live-2", 2).status_code == 201
     assert refund(dashboard, "live-1", 3).status_code == 201
     dashboard.wait(lambda d: len(d.find_elements("css selector", "#journal-rows tr")) == 2)
-    dashboard.screenshot("dashboard-session")
+    dashboard.screenshot("dashboard-session", whole_page=True)
 
 
 def test_an_entry_opens_request_and_answer_with_secrets_redacted(dashboard: Dashboard) -> None:
