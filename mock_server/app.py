@@ -6,8 +6,8 @@ import asyncio
 import functools
 import logging
 import time
-from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
