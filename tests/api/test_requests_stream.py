@@ -72,13 +72,16 @@ def open_stream(server: LiveServer) -> Iterator[Callable[..., Events]]:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         events = Events(response)
+        # kept until the test ends: a line iterator dropped early closes its connection
+        opened.append(events)
         first = events.next()  # the opening comment: the stream is subscribed from here on
         assert "comment" in first, first
         return events
 
     yield start
     for context in opened:
-        context.__exit__(None, None, None)
+        if not isinstance(context, Events):
+            context.__exit__(None, None, None)
     client.close()
 
 
@@ -214,6 +217,17 @@ def test_nobody_watching_means_no_watcher(server: LiveServer, http: httpx.Client
         assert events.next()["event"] == "request"
     assert closed.wait(10), "the server never noticed the closed stream"
     assert journal.watchers == []
+
+
+def test_streams_end_when_the_server_begins_to_stop(server: LiveServer,
+                                                   open_stream: Callable[..., Events]) -> None:
+    import time
+
+    events = open_stream()
+    # what the server's signal handler does on SIGTERM (mock_server/cli.py)
+    server.server.config.app.shutdown_deadline = time.monotonic() + 5
+    with pytest.raises(EOFError):
+        events.next()
 
 
 def test_a_slow_reader_is_told_what_it_missed(monkeypatch: pytest.MonkeyPatch) -> None:
