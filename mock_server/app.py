@@ -374,6 +374,8 @@ class SandboxApp:
             ctx.entry.warnings = tuple(ctx.warnings)
             finish(ctx.entry, status=response.status_code, headers=response.raw_headers,
                    body=bytes(response.body), duration_ms=duration_ms)
+            if session.journal.watchers:  # an open dashboard or stream (admin/stream.py)
+                session.journal.announce(ctx.entry)
         if access_log.isEnabledFor(logging.INFO):
             operation = ctx.operation.operation_id if ctx.operation else None
             log_access({"session": session.name, "provider": provider.name,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from mock_server import __version__
+from mock_server.admin.stream import MAX_STREAMS_PER_SESSION, Filters, StreamHub, stream_response
 from mock_server.core.clock import iso_millis, parse_instant
 from mock_server.core.http import Context, Handler, Problem
 from mock_server.core.journal import LIST_BODY_BYTES
@@ -26,6 +27,7 @@ from mock_server.core.scenarios import ScenarioError, parse_scenario
 from mock_server.core.world import Session
 
 if TYPE_CHECKING:
+    from mock_server.admin.ui import Dashboard
     from mock_server.app import SandboxApp
 
 PROVIDER_FILTERS = ("afterpay", "optty", "admin")
@@ -33,6 +35,10 @@ PROVIDER_FILTERS = ("afterpay", "optty", "admin")
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 PAGE_BYTES = 8 * 1024 * 1024  # a page ends early past this much journaled data
+# no bearer token checked by _guarded: the probe, and the dashboard, whose pages ask for the
+# token themselves (a browser cannot send it on navigation) and whose assets hold no data
+_OPEN_OPERATIONS = frozenset({"health", "dashboardRedirect", "dashboardHome", "dashboardSession",
+                              "dashboardEntry", "dashboardAsset"})
 _ADVANCE_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 # each unit is capped at about 100 years (openapi/admin.yaml, ClockAdvanceRequest)
 _ADVANCE_LIMITS = {"seconds": 3_155_760_000, "minutes": 52_596_000, "hours": 876_600,
@@ -117,12 +123,20 @@ class AdminApp:
             "freezeClock": self.freeze_clock,
             "advanceClock": self.advance_clock,
             "resetClock": self.reset_clock,
+            "streamRequests": self.stream_requests,
+            "dashboardRedirect": self.dashboard_redirect,
+            "dashboardHome": self.dashboard_home,
+            "dashboardSession": self.dashboard_session,
+            "dashboardEntry": self.dashboard_entry,
+            "dashboardAsset": self.dashboard_asset,
         }
         missing = set(spec.operations) ^ set(operations)
         if missing:
             raise RuntimeError(f"admin spec and handlers disagree on {sorted(missing)}")
         self.handlers: dict[str, Handler] = {
             op: self._guarded(op, fn) for op, fn in operations.items()}
+        self.streams = StreamHub(app.world)
+        self._dashboard: Dashboard | None = None
 
     def owns(self, path: str) -> bool:
         return path == "/__admin" or path.startswith("/__admin/")
@@ -130,7 +144,7 @@ class AdminApp:
     def _guarded(self, operation: str, handler: Handler) -> Handler:
         async def run(ctx: Context) -> Response:
             try:
-                if operation != "health":
+                if operation not in _OPEN_OPERATIONS:
                     self._authorize(ctx)
                     self._protected(ctx)
                 return await handler(ctx)
@@ -266,6 +280,65 @@ class AdminApp:
             raise AdminError(404, "not_found",
                              f"no journal entry {raw[:64]} in this session")
         return json_response(entry.to_json())
+
+    async def stream_requests(self, ctx: Context) -> Response:
+        query = ctx.query
+        provider = query.get("provider") or None
+        if provider is not None and provider not in PROVIDER_FILTERS:
+            raise AdminError(400, "invalid_request",
+                             f"provider must be one of {', '.join(PROVIDER_FILTERS)}")
+        status = _int_param(query.get("status"), "status", 0, 599)
+        limit = _int_param(query.get("limit"), "limit", 1, 10_000)
+        after = _int_param(query.get("after"), "after", 0, 2**63 - 1)
+        last_event = ctx.headers.get("last-event-id")
+        if after is None and last_event is not None and last_event.strip().isdigit():
+            after = int(last_event.strip())  # an EventSource reconnecting
+        if self.streams.count(ctx.session.name) >= MAX_STREAMS_PER_SESSION:
+            raise AdminError(429, "too_many_streams",
+                             f"session {ctx.session.name} already has "
+                             f"{MAX_STREAMS_PER_SESSION} request streams open")
+        filters = Filters(provider, status, query.get("operation") or None)
+        return stream_response(self.app, self.streams, ctx.session, filters, after, limit)
+
+    # -- the dashboard (admin/ui.py) ---------------------------------------------------------
+
+    @property
+    def dashboard(self) -> Dashboard:
+        if self._dashboard is None:  # Jinja2 is loaded when a page is first asked for
+            from mock_server.admin.ui import Dashboard
+            self._dashboard = Dashboard(self.app)
+        return self._dashboard
+
+    def _may_see(self, ctx: Context) -> bool:
+        try:
+            self._authorize(ctx)
+        except AdminError:
+            return False
+        return True
+
+    async def dashboard_redirect(self, ctx: Context) -> Response:
+        return Response(status_code=308, headers={"Location": "ui/"})
+
+    async def dashboard_home(self, ctx: Context) -> Response:
+        if not self._may_see(ctx):
+            return self.dashboard.locked(ctx, "home")
+        return self.dashboard.home(ctx)
+
+    async def dashboard_session(self, ctx: Context) -> Response:
+        if not self._may_see(ctx):
+            return self.dashboard.locked(ctx, "session")
+        return self.dashboard.session_view(ctx)
+
+    async def dashboard_entry(self, ctx: Context) -> Response:
+        if not self._may_see(ctx):
+            return self.dashboard.locked(ctx, "entry")
+        return self.dashboard.entry(ctx)
+
+    async def dashboard_asset(self, ctx: Context) -> Response:
+        found = self.dashboard.asset(ctx.params["asset"])
+        if found is None:
+            raise AdminError(404, "not_found", f"no dashboard asset {ctx.params['asset']!r}")
+        return found
 
     async def clear_requests(self, ctx: Context) -> Response:
         return json_response({"session": ctx.session.name,

@@ -327,6 +327,29 @@ class AfterpayModel:
         assert view is not None
         return view
 
+    def dashboard(self, session: Session) -> list[dict[str, Any]]:
+        """The session's payments as the dashboard lists them (admin/ui.py): money as text."""
+        state: AfterpayState = session.state(PROVIDER)
+        rows: list[dict[str, Any]] = []
+        for payment in list(state.payments.values()):
+            view = self.account(session, payment)
+            currency = payment.currency
+            rows.append({
+                "provider": PROVIDER, "kind": "payment", "id": payment.id,
+                "merchant": payment.merchant_id, "state": payment.state, "currency": currency,
+                "amount": Money(payment.amount, currency).text(),
+                "captured": Money(view.captured, currency).text(),
+                "refunded": Money(view.refunded, currency).text(),
+                "left": Money(view.remaining, currency).text(),
+                "refunds": [{"id": e.refund_id, "at": iso_millis(e.at),
+                             "amount": Money(e.amount, currency).text(),
+                             "reference": e.details.get("merchantReference")
+                             or e.details.get("requestId") or "",
+                             "status": "REVERSED" if e.reversed else "REFUNDED"}
+                            for e in view.refunds],
+            })
+        return rows
+
 
 @functools.lru_cache(maxsize=1024)
 def _basic_credentials(authorization: str) -> tuple[str, str] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import chain
 from dataclasses import dataclass
 from datetime import datetime
@@ -177,6 +177,9 @@ class Journal:
         self.bytes = 0
         self._next_id = 1
         self._lock = threading.Lock()
+        # called with each entry once its answer is recorded (the dashboard's live stream,
+        # admin/stream.py); empty while nobody watches, so a request pays one truth test
+        self.watchers: list[Callable[[JournalEntry], None]] = []
 
     @classmethod
     def for_settings(cls, settings: Any) -> Journal:
@@ -253,6 +256,17 @@ class Journal:
                         else:
                             more = True
         return total, page, page[-1].id if more and page else None
+
+    def announce(self, entry: JournalEntry) -> None:
+        """Tells the watchers that `entry` is finished (its answer recorded)."""
+        for watcher in tuple(self.watchers):
+            watcher(entry)
+
+    def since(self, after: int) -> list[JournalEntry]:
+        """The finished entries with an id above `after`, oldest first."""
+        with self._lock:
+            # an entry is finished once finish() has measured its duration (never 0.0)
+            return [e for e in self._entries if e.id > after and e.duration_ms > 0.0]
 
     def clear(self) -> int:
         with self._lock:

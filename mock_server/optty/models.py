@@ -428,6 +428,29 @@ class OpttyModel(OpttySeeding):
             "refunds": [stored_refund_body(order, e) for e in view.refunds],
         }
 
+    def dashboard(self, session: Session) -> list[dict[str, Any]]:
+        """The session's orders as the dashboard lists them (admin/ui.py): money as text."""
+        state: OpttyState = session.state(PROVIDER)
+        state.callbacks.settle_due(session, session.clock.now())  # as GET /orders/{ref} does
+        rows: list[dict[str, Any]] = []
+        for order in list(state.orders.values()):
+            view = session.ledger.view(order.account)
+            if view is None:
+                continue
+            rows.append({
+                "provider": PROVIDER, "kind": "order", "id": order.reference,
+                "merchant": order.merchant_id, "state": order.status,
+                "currency": order.currency, "amount": f"{order.amount + order.surcharge:.2f}",
+                "captured": f"{view.captured:.2f}", "refunded": f"{view.refunded:.2f}",
+                "left": f"{view.remaining:.2f}",
+                "refunds": [{"id": e.refund_id, "at": iso_millis(e.at),
+                             "amount": f"{e.amount:.2f}",
+                             "reference": e.details.get("refundReference", ""),
+                             "status": e.details.get("status", STATUS_SUCCESSFUL)}
+                            for e in view.refunds],
+            })
+        return rows
+
 
 def _duration_text(delta: timedelta) -> str:
     seconds = delta.total_seconds()

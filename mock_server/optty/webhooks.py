@@ -441,6 +441,8 @@ class WebhookDispatcher:
             entry.warnings = (NOTE_CANCELLED.format(attempt=attempt, max=MAX_ATTEMPTS),)
             finish(entry, status=0, headers={}, body=b"",
                    duration_ms=(time.perf_counter() - started) * 1000)
+            if session.journal.watchers:
+                session.journal.announce(entry)
             raise
         except (httpx.HTTPError, OSError, ValueError) as exc:
             error = _describe(exc)
@@ -463,3 +465,5 @@ class WebhookDispatcher:
         finish(entry, status=status, headers=response_headers,
                body=response_body[:MAX_RESPONSE_BYTES],
                duration_ms=(time.perf_counter() - started) * 1000)
+        if session.journal.watchers:
+            session.journal.announce(entry)
