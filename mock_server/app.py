@@ -181,7 +181,9 @@ class SandboxApp:
                     ctx.body = await self._read_body(receive, message)
                 except BodyTooLarge:
                     problem = Problem(Problem.PAYLOAD_TOO_LARGE)
-        journaled = provider.name != "admin"
+        # a request naming an invalid session belongs to no session's journal (it is answered
+        # 400 invalid_session; putting it in `default` would show it to the wrong reader)
+        journaled = provider.name != "admin" and not bad_session
         if journaled:
             ctx.entry = session.journal.record(
                 at=session.clock.now(), provider=provider.name,

@@ -183,13 +183,17 @@ class AdminApp:
         if provider is not None and provider not in PROVIDER_FILTERS:
             raise AdminError(400, "invalid_request",
                              f"provider must be one of {', '.join(PROVIDER_FILTERS)}")
-        status = _int_param(query.get("status"), "status", 100, 599)
+        # 0: network faults, journaled with status 0 when no answer went out whole
+        raw_status = query.get("status")
+        status = 0 if raw_status == "0" else _int_param(raw_status, "status", 100, 599,
+                                                         also="0 (a network fault)")
         limit = _int_param(query.get("limit"), "limit", 1, 10_000)
-        total, entries = ctx.session.journal.query(
+        before = _int_param(query.get("before"), "before", 1, 2**63 - 1, what="an entry id")
+        total, entries, cursor = ctx.session.journal.query(
             provider=provider, status=status, operation=query.get("operation") or None,
-            limit=limit if limit is not None else 100)
+            limit=limit if limit is not None else 100, before=before)
         return json_response({"session": ctx.session.name, "total": total,
-                              "requests": [e.to_json() for e in entries]})
+                              "requests": [e.to_json() for e in entries], "next": cursor})
 
     async def clear_requests(self, ctx: Context) -> Response:
         return json_response({"session": ctx.session.name,
@@ -247,9 +251,13 @@ class AdminApp:
         return json_response(_clock(ctx.session))
 
 
-def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
+def _int_param(raw: str | None, name: str, low: int, high: int, *, also: str = "",
+               what: str = "") -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise AdminError(400, "invalid_request", f"{name} must be an integer from {low} to {high}")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not low <= int(raw) <= high:
+        if what:
+            raise AdminError(400, "invalid_request", f"{name} must be {what} (an integer >= {low})")
+        raise AdminError(400, "invalid_request", f"{name} must be an integer from {low} to {high}"
+                         + (f", or {also}" if also else ""))
     return int(raw)

@@ -119,7 +119,10 @@ class Journal:
             return entry
 
     def query(self, *, provider: str | None = None, status: int | None = None,
-              operation: str | None = None, limit: int = 100) -> tuple[int, list[JournalEntry]]:
+              operation: str | None = None, limit: int = 100, before: int | None = None
+              ) -> tuple[int, list[JournalEntry], int | None]:
+        """(how many entries match the filters, the page of them newest first whose ids are
+        below `before`, the cursor for the next page or None)."""
         with self._lock:
             matching = [
                 e for e in reversed(self._entries)
@@ -127,7 +130,13 @@ class Journal:
                 and (status is None or e.status == status)
                 and (operation is None or e.operation == operation)
             ]
-        return len(matching), matching[:limit]
+        start = 0
+        if before is not None:
+            while start < len(matching) and matching[start].id >= before:
+                start += 1
+        page = matching[start:start + limit]
+        more = start + limit < len(matching)
+        return len(matching), page, page[-1].id if more and page else None
 
     def clear(self) -> int:
         with self._lock:
