@@ -174,8 +174,10 @@ class AdminApp:
         removed = self.app.world.unload(ctx.session, name)
         if removed is None:
             raise AdminError(404, "not_found", f"no scenario named {name!r} in this session")
+        # seeds stay: merchants, orders and refunds made since cannot be taken back one by one
+        # without breaking what the session's clients saw; reset returns to the startup world
         return json_response({"session": ctx.session.name, "name": name,
-                              "removedFaults": len(removed.faults)})
+                              "removedFaults": len(removed.faults), "kept": dict(removed.seeded)})
 
     async def list_requests(self, ctx: Context) -> Response:
         query = ctx.query
