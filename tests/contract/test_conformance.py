@@ -326,7 +326,8 @@ def admin_delete_scenario(case: Any, response: Any) -> None:
 
 def admin_list_requests(case: Any, response: Any) -> None:
     assert response.status_code == 200
-    assert response.json() == {"session": _session(case), "total": 0, "requests": []}
+    assert response.json() == {"session": _session(case), "total": 0, "requests": [],
+                               "next": None}
 
 
 def admin_clear_requests(case: Any, response: Any) -> None:
