@@ -78,7 +78,7 @@ async def test_async(async_sandbox, sandbox):
     result = pytester.runpytest(*QUIET)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
-        "E   AssertionError: expected at least 1 request matching operation=createRefund "
+        "E * AssertionError: expected at least 1 request matching operation=createRefund "
         'body={"amount": {"amount": "11.00"}}; 0 matched, of 1 in the journal',
         "E * nearest requests that did not match:",
         "E * #1 POST /v2/payments/100101785223/refund -> 201 (createRefund)",
