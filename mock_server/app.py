@@ -57,6 +57,7 @@ class SandboxApp:
         self.shutdown_deadline: float | None = None
         # HTTP requests begun so far: tells an idle server from a busy one (core.gcpolicy)
         self.requests_started = 0
+        self.metrics = world.metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -192,6 +193,9 @@ class SandboxApp:
                 headers=scope["headers"], body=ctx.body)
         # fault rules: the session's first live matching rule, for provider requests only
         rule = faults.fire(ctx, provider.name) if journaled and not bad_session else None
+        if rule is not None:
+            self.metrics.fault_fired(provider.name, rule.name,
+                                     rule.fault or ("respond" if rule.respond else "delay"))
         response = (await faults.before_handler(ctx, provider, rule, handled=problem is None)
                     if rule else None)
         if response is not None:
@@ -227,8 +231,9 @@ class SandboxApp:
             ctx.entry.warnings = tuple(ctx.warnings)
             finish(ctx.entry, status=response.status_code, headers=response.raw_headers,
                    body=bytes(response.body), duration_ms=duration_ms)
+        operation = ctx.operation.operation_id if ctx.operation else None
+        self.metrics.observe(provider.name, operation, response.status_code, duration_ms)
         if access_log.isEnabledFor(logging.INFO):
-            operation = ctx.operation.operation_id if ctx.operation else None
             log_access({"session": session.name, "provider": provider.name,
                         "operation": operation, "method": method, "path": path,
                         "status": response.status_code, "duration_ms": round(duration_ms, 3),

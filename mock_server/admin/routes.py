@@ -1,4 +1,4 @@
-"""The admin API under /__admin: health, reset, scenarios, journal, clock."""
+"""The admin API under /__admin: health, reset, scenarios, journal, clock, metrics."""
 
 from __future__ import annotations
 
@@ -93,6 +93,7 @@ class AdminApp:
             "freezeClock": self.freeze_clock,
             "advanceClock": self.advance_clock,
             "resetClock": self.reset_clock,
+            "getMetrics": self.get_metrics,
         }
         missing = set(spec.operations) ^ set(operations)
         if missing:
@@ -251,6 +252,13 @@ class AdminApp:
     async def reset_clock(self, ctx: Context) -> Response:
         ctx.session.clock.reset()
         return json_response(_clock(ctx.session))
+
+    async def get_metrics(self, ctx: Context) -> Response:
+        from mock_server.core.metrics import CONTENT_TYPE, exposition
+
+        # the whole server's (every session's) counters: a scraper names no session
+        return Response(exposition(self.app.metrics, self.app.world),
+                        headers={"Content-Type": CONTENT_TYPE})
 
 
 def _int_param(raw: str | None, name: str, low: int, high: int, *, also: str = "",

@@ -150,6 +150,8 @@ class InMemoryLedger(Ledger):
         self._lock = threading.Lock()
         self._accounts: dict[AccountKey, _Account] = {}
         self._answers: dict[IdempotencyKey, _Stored | InFlight] = {}
+        # told of each refund recorded (the server's metrics), after the ledger's lock
+        self.on_refund: Callable[[AccountKey, str, Decimal], None] | None = None
 
     def open(self, key: AccountKey, currency: str, captured: Decimal,
              refunds: Iterable[RefundEntry] = ()) -> None:
@@ -202,7 +204,10 @@ class InMemoryLedger(Ledger):
             account.refunded += amount
             if idempotency_key is not None and answer is not None:
                 self._answers[idempotency_key] = tuple(answer)
-            return entry
+            currency = account.currency
+        if self.on_refund is not None:
+            self.on_refund(key, currency, amount)
+        return entry
 
     def settle(self, key: AccountKey, refund_id: str, details: Mapping[str, Any],
                reverse: bool = False) -> RefundEntry:

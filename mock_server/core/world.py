@@ -14,6 +14,7 @@ from mock_server.core.faults import FaultRule, rules_from
 from mock_server.core.ids import IdSource
 from mock_server.core.journal import Journal
 from mock_server.core.ledger import InMemoryLedger, Ledger
+from mock_server.core.metrics import Metrics
 from mock_server.core.scenarios import Scenario, ScenarioError
 from mock_server.settings import Settings
 
@@ -78,6 +79,8 @@ class World:
         self.startup = list(startup)
         self.time_source = time_source
         self._ledger_factory = ledger_factory
+        # GET /__admin/metrics: counted across sessions, kept across resets
+        self.metrics = Metrics()
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self.on_session_created: list[Callable[[Session], None]] = []
@@ -133,13 +136,19 @@ class World:
         with self._lock:
             return self._sessions.pop(name, None) is not None
 
+    def _ledger(self) -> Ledger:
+        ledger = self._ledger_factory()
+        if isinstance(ledger, InMemoryLedger):
+            ledger.on_refund = self.metrics.ledger_refund
+        return ledger
+
     def _build(self, name: str) -> Session:
         session = Session(
             name=name,
             settings=self.settings,
             clock=SessionClock(self.time_source),
             ids=IdSource(self.settings.seed, name),
-            ledger=self._ledger_factory(),
+            ledger=self._ledger(),
             journal=Journal(self.settings.journal_size),
             fault_chances=IdSource(self.settings.seed, f"{name}/faults"),
         )

@@ -287,6 +287,12 @@ def admin_health(case: Any, response: Any) -> None:
     assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
+def admin_get_metrics(case: Any, response: Any) -> None:
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "# TYPE sandbox_requests_total counter" in response.text
+
+
 def admin_reset(case: Any, response: Any) -> None:
     assert response.status_code == 200
     assert response.json() == {"session": _session(case), "status": "reset"}
@@ -386,6 +392,7 @@ ORACLES: dict[str, Callable[[Any, Any], None]] = {
     "freezeClock": admin_freeze_clock,
     "advanceClock": admin_advance_clock,
     "resetClock": admin_reset_clock,
+    "getMetrics": admin_get_metrics,
 }
 
 
