@@ -244,3 +244,36 @@ def test_a_run_without_seed_prints_the_seed_to_replay_it() -> None:
     seed = said.split("seed ", 1)[1].split()[0]
     assert seed.isdigit()
     assert f"replay this run with --seed {seed} (or MOCK_SERVER_SEED={seed})" in said
+
+
+# -- the README's commands ------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def section(title: str) -> str:
+    return README.read_text().split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readmes_drill_commands_need_no_clone(tmp_path: Path) -> None:
+    text = section("Fault drills") + section("Admin API")
+    assert "@scenarios/" not in text
+    named = {m.split()[0] for m in text.split("mock-server drills ")[1:]} - {"NAME`"}
+    assert named and named <= set(commands.drills())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOCK_SERVER_")}
+    for name in named:  # from a folder that holds no scenarios/
+        done = subprocess.run([sys.executable, "-m", "mock_server", "drills", name, "--path"],
+                              cwd=tmp_path, capture_output=True, text=True, env=env,
+                              timeout=60, check=True)
+        assert Path(done.stdout.strip()).is_file()
+
+
+def test_the_readmes_admin_example_reads_the_session_it_wrote() -> None:
+    block = section("Admin API").split("```sh\n", 1)[1].split("```", 1)[0]
+    calls = [line for line in block.splitlines() if "curl " in line]
+    assert len(calls) == 3
+    assert all("X-Sandbox-Session: t1" in line for line in calls)
+
+
+def test_the_readmes_pytest_example_says_to_install_pytest() -> None:
+    assert "pip install refund-mock-server pytest" in section("Using the sandbox from pytest")
