@@ -342,9 +342,7 @@ def _answer(call: _Call[T], response: httpx.Response) -> T:
             payload = {**payload, "problems": [prefix.sub("", str(p), count=1)
                                                for p in payload["problems"]]}
         raise SandboxError(response.status_code, payload, f"sandbox {call.method} {call.path}")
-    if call.parse is str:
-        return call.parse(response.text)
-    return call.parse(payload)
+    return call.parse(response.text if call.parse is str else payload)
 
 
 class _Base:

@@ -1,4 +1,4 @@
-"""The integrator's commands: `requests` (the journal in a terminal), `drills`, `schema`, `check`."""
+"""The integrator's commands: `requests` (the journal in a terminal), drills, schema, check."""
 
 from __future__ import annotations
 
@@ -114,8 +114,8 @@ class JournalTail:
 
 
 def sse_entries(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """The `data:` of each `event: request` of a text/event-stream (GET /__admin/requests/stream)."""
-    event, data = "message", []
+    """The `data:` of each `event: request` of an event stream (GET /__admin/requests/stream)."""
+    event, data = "message", list[str]()
     for line in lines:
         if line == "":
             if data and event == "request":
@@ -237,12 +237,12 @@ def drills_command(name: str | None, path_only: bool, stdout: TextIO | None = No
         for drill, path in found.items():
             stdout.write(f"{drill:<{width}}  {drill_summary(path)}\n{'':<{width}}  {path}\n")
         return EXIT_OK
-    path = found.get(name.removesuffix(".yaml"))
-    if path is None:
+    chosen = found.get(name.removesuffix(".yaml"))
+    if chosen is None:
         sys.stderr.write(f"mock-server: error: no drill named {name!r}; the drills are: "
                          f"{', '.join(found)}\n")
         return EXIT_USAGE
-    stdout.write(f"{path}\n" if path_only else path.read_text(encoding="utf-8"))
+    stdout.write(f"{chosen}\n" if path_only else chosen.read_text(encoding="utf-8"))
     return EXIT_OK
 
 

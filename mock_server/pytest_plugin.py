@@ -19,8 +19,7 @@ import pytest
 
 if TYPE_CHECKING:
     from mock_server.app import SandboxApp
-    from mock_server.client import (AsyncSandboxClient, JournalEntry, SandboxClient,
-                                    SandboxError)
+    from mock_server.client import AsyncSandboxClient, JournalEntry, SandboxClient
     from mock_server.settings import Settings
 
 URL_ENV = "MOCK_SERVER_URL"

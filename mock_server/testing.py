@@ -92,8 +92,9 @@ def _server(app: SandboxApp, settings: Settings) -> uvicorn.Server:
 
     class _Quiet(uvicorn.Server):
         # the host program's SIGINT/SIGTERM stay its own
-        def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-            return contextlib.nullcontext()
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
 
     grace = settings.shutdown_timeout.total_seconds()
     # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for

@@ -10,8 +10,15 @@ import anyio
 import httpx
 import pytest
 
-from mock_server.client import (AsyncSandboxClient, Clock, JournalEntry, JournalPage,
-                                SandboxClient, SandboxError, SandboxUnreachable)
+from mock_server.client import (
+    AsyncSandboxClient,
+    Clock,
+    JournalEntry,
+    JournalPage,
+    SandboxClient,
+    SandboxError,
+    SandboxUnreachable,
+)
 from mock_server.testing import RunningSandbox, running_sandbox
 from tests.conftest import AFTERPAY_HEADERS
 
@@ -206,8 +213,8 @@ def test_unloading_a_scenario_says_what_it_seeded_stays(sandbox: RunningSandbox,
     client.load_scenario({"name": "seeds", "optty": {"merchants": [
         {"merchantId": "m-9", "clientId": "c-9", "clientSecret": "s-9",
          "webhookUrl": "http://127.0.0.1:9/hook"}]}, "faults": [
-        {"name": "x", "match": {"provider": "optty"}, "respond": {"status": 503,
-                                                                  "error": "service_unavailable"}}]})
+        {"name": "x", "match": {"provider": "optty"},
+         "respond": {"status": 503, "error": "service_unavailable"}}]})
     removed = client.unload_scenario("seeds")
     assert removed.removed_faults == 1
     assert removed.kept == {"afterpayMerchants": 0, "afterpayPayments": 0, "opttyMerchants": 1,

@@ -70,8 +70,11 @@ class _Collector:
         self.world = world
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
-                                            HistogramMetricFamily)
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
 
         m = self.metrics
         requests = CounterMetricFamily(
@@ -126,5 +129,5 @@ def exposition(metrics: Metrics, world: World) -> bytes:
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(metrics, world))  # type: ignore[arg-type]
+    registry.register(_Collector(metrics, world))
     return generate_latest(registry)

@@ -221,8 +221,9 @@ class _Builder:
         reported as JSON, at JSON's line and column: YAML would misread most of those errors
         (a trailing comma, a missing quote) or place them elsewhere. Valid JSON goes on to be
         read as YAML (a superset), which records each value's line."""
-        head = text[:64].lstrip()
-        opens_brace = head.startswith(b"{" if isinstance(head, bytes) else "{")
+        head = text[:64]
+        opens_brace = (head.lstrip().startswith(b"{") if isinstance(head, bytes)
+                       else head.lstrip().startswith("{"))
         if not (opens_brace or self.source.lower().endswith(".json")):
             return
         try:
