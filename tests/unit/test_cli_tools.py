@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from mock_server import cli, commands
+from mock_server.client import SandboxClient
 from mock_server.core.journal import finish
 from mock_server.resources import schema_path
 from mock_server.testing import RunningSandbox, running_sandbox
@@ -237,6 +238,11 @@ def test_a_run_without_seed_prints_the_seed_to_replay_it() -> None:
             seen.append(line)
             if "listening on" in line:
                 break
+        # SIGTERM once it serves (a signal in the instant before uvicorn takes it is lost)
+        url = seen[-1].split("listening on ", 1)[1].strip()
+        with SandboxClient(url, admin_token="") as client:
+            while not client.healthy():
+                pass
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=30)
@@ -277,3 +283,25 @@ def test_the_readmes_admin_example_reads_the_session_it_wrote() -> None:
 
 def test_the_readmes_pytest_example_says_to_install_pytest() -> None:
     assert "pip install refund-mock-server pytest" in section("Using the sandbox from pytest")
+
+
+def test_follow_falls_back_to_polling_where_there_is_no_event_stream(
+        sandbox: RunningSandbox) -> None:
+    session = "tail-fallback"
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        if len(polls) == 2:
+            raise KeyboardInterrupt
+        assert get(sandbox, session, "/ping") == 200
+
+    stream = httpx.get(f"{sandbox.url}/__admin/requests/stream", trust_env=False)
+    if stream.headers.get("content-type", "").startswith("text/event-stream"):
+        pytest.skip("this server has the event stream")
+    out = __import__("io").StringIO()
+    args = SimpleNamespace(url=sandbox.url, session=session, provider=None, status=None,
+                           operation=None, limit=0, follow=True, poll=False, interval=0.5,
+                           json=True, admin_token=None)
+    assert commands.requests_command(args, stdout=out, sleep=sleep) == 0
+    assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == [1]
