@@ -295,15 +295,14 @@ def serve(settings: Settings, app: Any = None) -> int:
     configure_logging(settings.log_format, settings.log_level,
                       secrets=(settings.admin_token, settings.jwt_secret))
     log = logging.getLogger("mock_server")
+    drawn = False
     if app is None:
         if settings.seed is None:
             # a run without --seed is as reproducible as one with it, once its seed is known
             settings = replace(settings, seed=secrets.randbelow(2**31))
-            log.info("seed %d drawn for ids and fault probabilities; replay this run with "
-                     "--seed %d (or MOCK_SERVER_SEED=%d)", settings.seed, settings.seed,
-                     settings.seed)
+            drawn = True
         else:
-            log.info("seed %d for ids and fault probabilities (--seed)", settings.seed)
+            drawn = False
         try:
             app = create_app(settings)
         except ScenarioError as err:
@@ -313,6 +312,13 @@ def serve(settings: Settings, app: Any = None) -> int:
     _batch_access_lines(app)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
+    if settings.seed is not None:
+        if drawn:
+            log.info("seed %d drawn for ids and fault probabilities; replay this run with "
+                     "--seed %d (or MOCK_SERVER_SEED=%d)", settings.seed, settings.seed,
+                     settings.seed)
+        else:
+            log.info("seed %d for ids and fault probabilities (--seed)", settings.seed)
     log.info("refund-mock-server %s listening on http://%s:%s",
              __version__, f"[{host}]" if ":" in host else host, port)
     grace = settings.shutdown_timeout.total_seconds()

@@ -192,7 +192,7 @@ class AdminApp:
                                                          also="0 (a network fault)")
         limit = _int_param(query.get("limit"), "limit", 1, 10_000)
         before = _int_param(query.get("before"), "before", 1, 2**63 - 1, what="an entry id")
-        total, entries, cursor = ctx.session.journal.query(
+        total, entries, cursor = ctx.session.journal.page(
             provider=provider, status=status, operation=query.get("operation") or None,
             limit=limit if limit is not None else 100, before=before)
         return json_response({"session": ctx.session.name, "total": total,

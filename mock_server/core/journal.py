@@ -119,8 +119,14 @@ class Journal:
             return entry
 
     def query(self, *, provider: str | None = None, status: int | None = None,
-              operation: str | None = None, limit: int = 100, before: int | None = None
-              ) -> tuple[int, list[JournalEntry], int | None]:
+              operation: str | None = None, limit: int = 100) -> tuple[int, list[JournalEntry]]:
+        total, page, _cursor = self.page(provider=provider, status=status,
+                                          operation=operation, limit=limit)
+        return total, page
+
+    def page(self, *, provider: str | None = None, status: int | None = None,
+             operation: str | None = None, limit: int = 100, before: int | None = None
+             ) -> tuple[int, list[JournalEntry], int | None]:
         """(how many entries match the filters, the page of them newest first whose ids are
         below `before`, the cursor for the next page or None)."""
         with self._lock:
