@@ -98,6 +98,7 @@ class SandboxApp:
         self.shutdown_deadline: float | None = None
         # HTTP requests begun so far: tells an idle server from a busy one (core.gcpolicy)
         self.requests_started = 0
+        self.metrics = world.metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -296,8 +297,10 @@ class SandboxApp:
                     ctx.body = await self._read_body(receive, message)
                 except BodyTooLarge:
                     problem = Problem(Problem.PAYLOAD_TOO_LARGE)
-        # a request that found no room for its session is not put in another one's journal
-        journaled = provider.name != "admin" and full is None
+        # a request that found no room for its session is not put in another one's journal,
+        # and one naming an invalid session belongs to no session's journal (it is answered
+        # 400 invalid_session; putting it in `default` would show it to the wrong reader)
+        journaled = provider.name != "admin" and full is None and not bad_session
         if journaled:
             ctx.entry = session.journal.record(
                 at=session.clock.now(), provider=provider.name,
@@ -312,6 +315,9 @@ class SandboxApp:
             else:
                 # fault rules: the session's first live matching rule, provider requests only
                 rule = faults.fire(ctx, provider.name) if journaled and not bad_session else None
+                if rule is not None:
+                    self.metrics.fault_fired(provider.name, rule.name, rule.fault
+                                             or ("respond" if rule.respond else "delay"))
                 response = (await faults.before_handler(ctx, provider, rule,
                                                         handled=problem is None)
                             if rule else None)
@@ -376,8 +382,9 @@ class SandboxApp:
                    body=bytes(response.body), duration_ms=duration_ms)
             if session.journal.watchers:  # an open dashboard or stream (admin/stream.py)
                 session.journal.announce(ctx.entry)
+        operation = ctx.operation.operation_id if ctx.operation else None
+        self.metrics.observe(provider.name, operation, response.status_code, duration_ms)
         if access_log.isEnabledFor(logging.INFO):
-            operation = ctx.operation.operation_id if ctx.operation else None
             log_access({"session": session.name, "provider": provider.name,
                         "operation": operation, "method": method, "path": path,
                         "status": response.status_code, "duration_ms": round(duration_ms, 3),

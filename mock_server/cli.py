@@ -1,4 +1,4 @@
-"""The `mock-server` command: `serve` the sandbox, `check` scenario files."""
+"""The `mock-server` command: `serve` the sandbox, `check` scenario files, read the journal."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import errno
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -150,9 +151,70 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             serve.add_argument(f"--{flag}", type=kind, default=None, help=text,
                                choices=_CHOICES.get(flag))
-    check = commands.add_parser("check", help="validate scenario files; exit 1 on a bad one")
+    check = commands.add_parser(
+        "check", help="validate scenario files; exit 1 on a bad one",
+        description="By default each file is checked as the server loads it at run time "
+                    "(POST /__admin/scenarios) onto its startup world: the bundled default "
+                    "world, or --world. --startup checks the files as serve --scenario takes "
+                    "them: a whole startup world by themselves.")
     check.add_argument("paths", nargs="+", metavar="PATH")
+    check.add_argument("--startup", action="store_true",
+                       help="check them as the startup world (serve --scenario PATH...)")
+    check.add_argument("--world", action="append", default=[], metavar="PATH",
+                       help="the startup world to load them onto (default: the bundled one)")
+    _requests_parser(commands)
+    drills = commands.add_parser("drills", help="list the bundled fault drills, or print one")
+    drills.add_argument("name", nargs="?", metavar="NAME")
+    drills.add_argument("--path", action="store_true",
+                        help="print the drill's installed path instead of its text")
+    commands.add_parser("schema", help="print the scenario files' JSON Schema (for editors)")
     return parser
+
+
+def _status_filter(text: str) -> int:
+    if not text.isdigit() or not (int(text) == 0 or 100 <= int(text) <= 599):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a status (0, or 100-599)")
+    return int(text)
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.05 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0.05-3600)")
+    return value
+
+
+def _requests_parser(commands: Any) -> None:
+    tail = commands.add_parser("requests", help="the request journal in a terminal",
+                               description="Prints a session's journal, oldest first, one line "
+                                           "per request; --follow goes on as requests arrive.")
+    tail.add_argument("--url", default=None,
+                      help="the sandbox (default: $MOCK_SERVER_URL, else "
+                           "http://127.0.0.1:$MOCK_SERVER_PORT or 8080)")
+    tail.add_argument("--session", default=None, help="the session (default: default)")
+    tail.add_argument("--provider", choices=("afterpay", "optty", "admin"), default=None)
+    tail.add_argument("--status", type=_status_filter, default=None,
+                      help="only this status (0: network faults)")
+    tail.add_argument("--operation", default=None, help="only this operationId")
+    tail.add_argument("--limit", type=_journal_limit, default=20,
+                      help="how many of the newest entries to print first (default 20)")
+    tail.add_argument("--follow", "-f", action="store_true",
+                      help="keep printing requests as they are answered (Ctrl+C stops)")
+    tail.add_argument("--poll", action="store_true",
+                      help="with --follow: poll the journal instead of its event stream")
+    tail.add_argument("--interval", type=_interval, default=0.5,
+                      help="seconds between polls (default 0.5)")
+    tail.add_argument("--json", action="store_true", help="one JSON entry per line")
+    tail.add_argument("--admin-token", default=None, help="default: $MOCK_SERVER_ADMIN_TOKEN")
+
+
+def _journal_limit(text: str) -> int:
+    if not text.isdigit() or int(text) > 10_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 10000")
+    return int(text)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -292,7 +354,14 @@ def serve(settings: Settings, app: Any = None) -> int:
     configure_logging(settings.log_format, settings.log_level,
                       secrets=(settings.admin_token, settings.jwt_secret))
     log = logging.getLogger("mock_server")
+    drawn = False
     if app is None:
+        if settings.seed is None:
+            # a run without --seed is as reproducible as one with it, once its seed is known
+            settings = replace(settings, seed=secrets.randbelow(2**31))
+            drawn = True
+        else:
+            drawn = False
         try:
             app = create_app(settings)
         except ScenarioError as err:
@@ -302,6 +371,13 @@ def serve(settings: Settings, app: Any = None) -> int:
     _batch_access_lines(app)
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
+    if settings.seed is not None:
+        if drawn:
+            log.info("seed %d drawn for ids and fault probabilities; replay this run with "
+                     "--seed %d (or MOCK_SERVER_SEED=%d)", settings.seed, settings.seed,
+                     settings.seed)
+        else:
+            log.info("seed %d for ids and fault probabilities (--seed)", settings.seed)
     log.info("refund-mock-server %s listening on http://%s:%s",
              __version__, f"[{host}]" if ":" in host else host, port)
     from mock_server.core.protocol import uvicorn_options
@@ -333,27 +409,25 @@ def serve(settings: Settings, app: Any = None) -> int:
     return 0
 
 
-def check(paths: Sequence[str]) -> int:
-    from mock_server.app import create_app
-    from mock_server.core.scenarios import ScenarioError
-    from mock_server.settings import Settings as _Settings
+def check(paths: Sequence[str], *, startup: bool = False, world: Sequence[str] = ()) -> int:
+    from mock_server.commands import check_command
 
-    try:
-        # build the world these files describe, so references between documents are checked too
-        app = create_app(_Settings(scenarios=tuple(paths)))
-    except ScenarioError as err:
-        sys.stdout.write(str(err) + "\n")
-        return EXIT_BAD_FILE
-    for loaded in app.world.session("default").scenarios:
-        sys.stdout.write(f"{loaded.scenario.source}: ok ({loaded.scenario.name})\n")
-    return 0
+    # the files are checked together, so references between documents are checked too
+    return check_command(paths, startup=startup, world=world)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "check":
-        return check(args.paths)
+        return check(args.paths, startup=args.startup, world=args.world)
+    if args.command in ("requests", "drills", "schema"):
+        from mock_server import commands as tools
+        if args.command == "requests":
+            return tools.requests_command(args)
+        if args.command == "drills":
+            return tools.drills_command(args.name, args.path)
+        return tools.schema_command()
     try:
         settings = settings_from(args)
     except argparse.ArgumentTypeError as exc:

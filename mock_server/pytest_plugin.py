@@ -7,26 +7,26 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import threading
 import time
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 import pytest
 
 if TYPE_CHECKING:
     from mock_server.app import SandboxApp
+    from mock_server.client import AsyncSandboxClient, JournalEntry, SandboxClient
     from mock_server.settings import Settings
 
 URL_ENV = "MOCK_SERVER_URL"
 ADMIN_TOKEN_ENV = "MOCK_SERVER_ADMIN_TOKEN"
 STARTUP_TIMEOUT = 15.0
+# --sandbox-url: this many refused connections in a row (0.1 s apart) and nothing listens there
+REFUSED_TRIES = 10
 _SESSION_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
 _JOURNAL_MAX = 10_000
@@ -51,67 +51,49 @@ def pytest_configure(config: pytest.Config) -> None:
                    "session before it runs (paths relative to the test file)")
 
 
-class SandboxError(Exception):
-    """The sandbox refused an admin call (a bad scenario, a bad clock move)."""
-
-    def __init__(self, status: int, body: Any, what: str) -> None:
-        self.status = status
-        self.body = body
-        detail = body
-        if isinstance(body, dict):
-            problems = body.get("problems")
-            detail = "\n".join(problems) if problems else body.get("message", body)
-        super().__init__(f"{what}: {status} {detail}")
+def __getattr__(name: str) -> Any:
+    # SandboxError lives with the client (httpx), imported when a test first names it
+    if name == "SandboxError":
+        from mock_server.client import SandboxError
+        return SandboxError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SandboxServer:
     """The sandbox the tests talk to: started in-process on a free loopback port, or found at
-    --sandbox-url. `app` is the in-process SandboxApp (None for an external server)."""
+    --sandbox-url. `app` is the in-process SandboxApp (None for an external server); `client`
+    its admin client (mock_server.client.SandboxClient, session `default`)."""
 
     def __init__(self, url: str, *, app: SandboxApp | None = None,
                  admin_token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.app = app
         self.admin_token = admin_token
-        import urllib.request
-        # loopback only: an HTTP(S)_PROXY in the environment must not catch these calls
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._client: SandboxClient | None = None
 
-    def call(self, method: str, url: str, body: bytes | None = None,
-             headers: Mapping[str, str] | None = None, what: str = "") -> tuple[int, Any]:
-        import urllib.error
-        import urllib.request
-        request = urllib.request.Request(url, data=body, method=method,
-                                         headers=dict(headers or {}))
-        if self.admin_token:
-            request.add_header("Authorization", f"Bearer {self.admin_token}")
-        try:
-            with self._opener.open(request, timeout=30) as answer:
-                status, raw = answer.status, answer.read()
-        except urllib.error.HTTPError as err:
-            status, raw = err.code, err.read()
-        try:
-            payload = json.loads(raw) if raw else None
-        except ValueError:
-            payload = raw.decode("utf-8", "replace")
-        if status >= 400:
-            raise SandboxError(status, payload, what or f"{method} {url}")
-        return status, payload
+    @property
+    def client(self) -> SandboxClient:
+        if self._client is None:
+            from mock_server.client import SandboxClient
+            self._client = SandboxClient(self.url, admin_token=self.admin_token or "")
+        return self._client
 
     def healthy(self) -> bool:
-        try:
-            _, body = self.call("GET", f"{self.url}/__admin/health", what="health")
-        except (OSError, SandboxError):
-            return False
-        return isinstance(body, dict) and body.get("status") == "ok"
+        return self.client.healthy()
 
     def session(self, name: str) -> SandboxSession:
         return SandboxSession(self, name)
 
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
 
 class SandboxSession:
     """One test's own world on the sandbox: base URLs for the client under test, and the admin
-    calls a test needs (scenarios, journal, clock, reset), all scoped to this session."""
+    calls a test needs (scenarios, journal, clock, reset), all scoped to this session. A thin
+    layer over `client` (mock_server.client.SandboxClient): the same calls, answered as the
+    JSON the admin API gives; `client` gives them typed."""
 
     def __init__(self, server: SandboxServer, name: str) -> None:
         self.server = server
@@ -123,22 +105,16 @@ class SandboxSession:
         self.optty_token_url = f"{self.base_url}/token"
         # for a client that can set a header but not change its base URL
         self.headers = {"X-Sandbox-Session": name}
+        self.client = server.client.for_session(name)
 
     def __repr__(self) -> str:
         return f"<SandboxSession {self.name} at {self.base_url}>"
 
-    def _admin(self, method: str, path: str, payload: Any = None, *, raw: bytes | None = None,
-               headers: Mapping[str, str] | None = None, query: Mapping[str, Any] | None = None
-               ) -> Any:
-        url = f"{self.base_url}/__admin{path}"
-        if query:
-            url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
-        body = raw
-        sent = dict(headers or {})
-        if payload is not None:
-            body = json.dumps(payload).encode()
-            sent.setdefault("Content-Type", "application/json")
-        return self.server.call(method, url, body, sent, what=f"sandbox {method} {path}")[1]
+    def async_client(self) -> AsyncSandboxClient:
+        """This session's AsyncSandboxClient (use it as `async with`, in the test's loop)."""
+        from mock_server.client import AsyncSandboxClient
+        return AsyncSandboxClient(self.server.url, session=self.name,
+                                  admin_token=self.server.admin_token or "")
 
     # -- scenarios --------------------------------------------------------------------------
 
@@ -146,33 +122,16 @@ class SandboxSession:
                       ) -> dict[str, Any]:
         """Seeds this session and adds fault rules: a dict (the document), YAML/JSON text, or a
         path to a .yaml/.yml/.json file. A bad document raises SandboxError listing every
-        `source:line: problem`, and nothing of it is applied."""
-        source = "<test>"
-        if isinstance(scenario, Mapping):
-            data = json.dumps(scenario).encode()
-        elif isinstance(scenario, bytes):
-            data = scenario
-        elif _is_path(scenario):
-            path = Path(scenario)
-            data = path.read_bytes()
-            source = str(path)
-        elif isinstance(scenario, str):
-            data = scenario.encode()
-        else:
-            raise TypeError(f"a scenario is a dict, YAML/JSON text or a path, not {scenario!r}")
-        result: dict[str, Any] = self._admin(
-            "POST", "/scenarios", raw=data,
-            headers={"Content-Type": "application/yaml", "X-Scenario-Source": source})
-        return result
+        `source:line: problem` (for a dict, the key path), and nothing of it is applied."""
+        __tracebackhide__ = True
+        return self.client.load_scenario(scenario).raw
 
     def scenarios(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._admin("GET", "/scenarios")["scenarios"]
-        return result
+        return [s.raw for s in self.client.scenarios()]
 
     def unload_scenario(self, name: str) -> dict[str, Any]:
         """Removes that scenario's fault rules (what it seeded stays)."""
-        result: dict[str, Any] = self._admin("DELETE", f"/scenarios/{name}")
-        return result
+        return self.client.unload_scenario(name).raw
 
     # -- journal ----------------------------------------------------------------------------
 
@@ -180,47 +139,47 @@ class SandboxSession:
                  operation: str | None = None, limit: int = _JOURNAL_MAX
                  ) -> list[dict[str, Any]]:
         """What reached this session, newest first (secrets redacted), up to `limit` entries:
-        the journal's pages followed one after another (at most 1000 entries each)."""
+        the journal's pages followed one after another."""
         result: list[dict[str, Any]] = []
-        before: int | None = None
-        while len(result) < limit:
-            page = self._admin("GET", "/requests", query={
-                "provider": provider, "status": status, "operation": operation,
-                "limit": min(limit - len(result), _PAGE_MAX), "before": before})
-            result.extend(page["requests"])
-            before = page.get("next")
-            if before is None:
+        for entry in self.client.iter_requests(provider=provider, status=status,
+                                               operation=operation,
+                                               page_size=min(limit, _PAGE_MAX)):
+            result.append(entry.raw)
+            if len(result) >= limit:
                 break
         return result
 
     def clear_requests(self) -> int:
-        return int(self._admin("DELETE", "/requests")["cleared"])
+        return self.client.clear_requests()
+
+    def assert_requests(self, **criteria: Any) -> list[JournalEntry]:
+        """client.assert_requests: count, at_least, provider, operation, method, path, status,
+        headers, body (partial), query."""
+        __tracebackhide__ = True
+        return self.client.assert_requests(**criteria)
 
     # -- clock ------------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        return _instant(self._admin("GET", "/clock")["now"])
+        return self.client.now()
 
     def freeze(self, now: datetime | str) -> datetime:
         """Stops this session's clock at `now` (a datetime, or ISO 8601; no offset means UTC)."""
-        text = now.isoformat() if isinstance(now, datetime) else now
-        return _instant(self._admin("PUT", "/clock", {"now": text})["now"])
+        return self.client.freeze(now).now
 
     def advance(self, delta: timedelta | None = None, **units: float) -> datetime:
         """Moves this session's clock forward: advance(days=121), advance(timedelta(...))."""
-        if delta is not None:
-            units["seconds"] = units.get("seconds", 0) + delta.total_seconds()
-        return _instant(self._admin("POST", "/clock/advance", units)["now"])
+        return self.client.advance(delta, **units).now
 
     def reset_clock(self) -> datetime:
         """Back to real time."""
-        return _instant(self._admin("DELETE", "/clock")["now"])
+        return self.client.reset_clock().now
 
     # -- everything -------------------------------------------------------------------------
 
     def reset(self) -> None:
         """Back to the startup world: seed re-applied; refunds, faults, journal, clock cleared."""
-        self._admin("POST", "/reset")
+        self.client.reset()
 
 
 def _is_path(scenario: object) -> bool:
@@ -237,10 +196,6 @@ def _relative_to(folder: Path, scenario: Any) -> Any:
     return path if path.is_absolute() else folder / path
 
 
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def session_name(nodeid: str) -> str:
     """A sandbox session name for a test: readable, at most 64 characters, and the same for the
     same test in every run (the session's ids are seeded from its name)."""
@@ -250,61 +205,65 @@ def session_name(nodeid: str) -> str:
 
 
 def _in_process(settings: Settings) -> Iterator[SandboxServer]:
-    import socket
-
-    import uvicorn
-
-    from mock_server.app import create_app
     from mock_server.core.scenarios import ScenarioError
+    from mock_server.testing import SandboxStartError, ThreadedSandbox
 
     try:
-        app = create_app(settings)
+        threaded = ThreadedSandbox(settings)
     except ScenarioError as err:
         pytest.fail("the sandbox's startup world is invalid:\n" + "\n".join(err.problems),
                     pytrace=False)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    grace = settings.shutdown_timeout.total_seconds()
-    # timeout_graceful_shutdown is annotated int; uvicorn hands it to asyncio.wait_for
-    from mock_server.core.protocol import uvicorn_options
-
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                            log_level=None, **uvicorn_options(app),
-                            timeout_graceful_shutdown=grace)  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    # not the main thread, so uvicorn leaves the test run's signal handlers alone
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                              name=f"mock-server:{port}", daemon=True)
-    thread.start()
-    running = SandboxServer(f"http://127.0.0.1:{port}", app=app, admin_token=settings.admin_token)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not (server.started and running.healthy()):
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            pytest.fail("the in-process sandbox did not start (see the captured log)",
-                        pytrace=False)
-        time.sleep(0.01)
     try:
-        yield running
+        running = threaded.start(STARTUP_TIMEOUT)
+    except SandboxStartError:
+        pytest.fail("the in-process sandbox did not start (see the captured log)", pytrace=False)
+    server = SandboxServer(running.url, app=running.app, admin_token=settings.admin_token)
+    try:
+        yield server
     finally:
-        server.should_exit = True
-        thread.join(timeout=grace + 5)
+        server.close()
+        threaded.stop()
 
 
 def connect(url: str, admin_token: str | None = None,
             timeout: float | None = None) -> SandboxServer:
     """A sandbox running elsewhere (a service container, `mock-server serve &`), once its health
-    check answers; for a `sandbox_server` fixture of your own (see the README's CI section)."""
+    check answers; for a `sandbox_server` fixture of your own (see the README's CI section).
+    Gives up at once when nothing listens there (after REFUSED_TRIES refusals in a row), and
+    names the setting to fix when the sandbox wants an admin token."""
+    from mock_server.client import SandboxError, SandboxUnreachable
+
     running = SandboxServer(url, admin_token=admin_token)
     timeout = STARTUP_TIMEOUT if timeout is None else timeout
     deadline = time.monotonic() + timeout
-    while not running.healthy():
+    refused = 0
+    while True:
+        try:
+            if running.client.health().status == "ok":
+                break
+            refused = 0
+        except SandboxUnreachable as err:
+            refused = refused + 1 if "refused" in err.reason.lower() else 0
+            if refused >= REFUSED_TRIES:
+                running.close()
+                pytest.fail(f"no sandbox answers at {running.url}/__admin/health: connection "
+                            f"refused (is it running? --sandbox-url / ${URL_ENV})", pytrace=False)
+        except SandboxError:
+            refused = 0
         if time.monotonic() > deadline:
+            running.close()
             pytest.fail(f"no sandbox answers at {running.url}/__admin/health "
-                        f"within {timeout:.0f}s", pytrace=False)
+                        f"within {timeout:.0f}s (--sandbox-url / ${URL_ENV})", pytrace=False)
         time.sleep(0.1)
+    try:
+        running.client.clock()  # the first call that needs the admin token, if one is set
+    except SandboxError as err:
+        running.close()
+        if err.status == 401:
+            pytest.fail(f"the sandbox at {running.url} runs with --admin-token: set "
+                        f"${ADMIN_TOKEN_ENV} to the same token"
+                        + (" (the one set is refused)" if admin_token else ""), pytrace=False)
+        pytest.fail(f"the sandbox at {running.url} refused an admin call: {err}", pytrace=False)
     return running
 
 
@@ -353,6 +312,14 @@ def sandbox(request: pytest.FixtureRequest, sandbox_server: SandboxServer
         sandbox_server.app.world.discard(session.name)
 
 
+@pytest.fixture
+async def async_sandbox(sandbox: SandboxSession) -> AsyncIterator[AsyncSandboxClient]:
+    """The `sandbox` session's AsyncSandboxClient, for async tests (run by anyio's pytest
+    plugin, which comes with httpx, or by pytest-asyncio)."""
+    async with sandbox.async_client() as client:
+        yield client
+
+
 _SESSION_KEY = pytest.StashKey[SandboxSession]()
 
 
@@ -369,6 +336,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
 
 
 def _journal_text(session: SandboxSession, limit: int = 50) -> str:
+    from mock_server.client import SandboxError
+
     try:
         entries = session.requests(limit=limit)
     except (OSError, SandboxError) as err:

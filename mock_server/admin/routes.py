@@ -1,4 +1,4 @@
-"""The admin API under /__admin: health, reset, scenarios, journal, clock."""
+"""The admin API under /__admin: health, reset, scenarios, journal, clock, metrics."""
 
 from __future__ import annotations
 
@@ -129,6 +129,7 @@ class AdminApp:
             "dashboardSession": self.dashboard_session,
             "dashboardEntry": self.dashboard_entry,
             "dashboardAsset": self.dashboard_asset,
+            "getMetrics": self.get_metrics,
         }
         missing = set(spec.operations) ^ set(operations)
         if missing:
@@ -240,8 +241,10 @@ class AdminApp:
         removed = self.app.world.unload(ctx.session, name)
         if removed is None:
             raise AdminError(404, "not_found", f"no scenario named {name!r} in this session")
+        # seeds stay: merchants, orders and refunds made since cannot be taken back one by one
+        # without breaking what the session's clients saw; reset returns to the startup world
         return json_response({"session": ctx.session.name, "name": name,
-                              "removedFaults": len(removed.faults)})
+                              "removedFaults": len(removed.faults), "kept": dict(removed.seeded)})
 
     async def list_requests(self, ctx: Context) -> Response:
         query = ctx.query
@@ -395,11 +398,22 @@ class AdminApp:
         ctx.session.clock.reset()
         return json_response(_clock(ctx.session))
 
+    async def get_metrics(self, ctx: Context) -> Response:
+        from mock_server.core.metrics import CONTENT_TYPE, exposition
 
-def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
+        # the whole server's (every session's) counters: a scraper names no session
+        return Response(exposition(self.app.metrics, self.app.world),
+                        headers={"Content-Type": CONTENT_TYPE})
+
+
+def _int_param(raw: str | None, name: str, low: int, high: int, *, also: str = "",
+               what: str = "") -> int | None:
     if raw is None or raw == "":
         return None
     # ASCII digits only ("²".isdigit() is true, int("²") fails), and few enough for int()
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19) or not low <= int(raw) <= high:
-        raise AdminError(400, "invalid_request", f"{name} must be an integer from {low} to {high}")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not low <= int(raw) <= high:
+        if what:
+            raise AdminError(400, "invalid_request", f"{name} must be {what} (an integer >= {low})")
+        raise AdminError(400, "invalid_request", f"{name} must be an integer from {low} to {high}"
+                         + (f", or {also}" if also else ""))
     return int(raw)

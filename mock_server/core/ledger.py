@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -192,6 +192,8 @@ class InMemoryLedger(Ledger):
         # the idempotency keys whose answers an account's steps stored: a re-seeded account
         # forgets them with its refunds, so no replay returns a refund the account no longer has
         self._keys_of: dict[AccountKey, list[IdempotencyKey]] = {}
+        # told of each refund recorded (the server's metrics), after the ledger's lock
+        self.on_refund: Callable[[AccountKey, str, Decimal], None] | None = None
 
     def open(self, key: AccountKey, currency: str, captured: Decimal,
              refunds: Iterable[RefundEntry] = (), *, authorised: Decimal | None = None,
@@ -244,7 +246,10 @@ class InMemoryLedger(Ledger):
             account.refunds.append(_store(entry))
             account.refunded += entry.amount
             self._keep(key, idempotency_key, answer)
-            return entry
+            currency = account.currency
+        if self.on_refund is not None:
+            self.on_refund(key, currency, entry.amount)
+        return entry
 
     def capture(self, key: AccountKey, amount: Decimal,
                 idempotency_key: IdempotencyKey | None = None,

@@ -213,6 +213,7 @@ class _Builder:
         self._active: set[int] = set()
 
     def parse(self, text: str | bytes) -> dict[str, Any]:
+        self._check_json(text)
         try:
             self._check_depth(text)
             root = yaml.compose(text, Loader=_Loader)
@@ -244,6 +245,23 @@ class _Builder:
             self._fail(1, "the document is nested too deeply")
         assert isinstance(document, dict)
         return document
+
+    def _check_json(self, text: str | bytes) -> None:
+        """A JSON document (a .json file, or text that opens with `{`) with a syntax error is
+        reported as JSON, at JSON's line and column: YAML would misread most of those errors
+        (a trailing comma, a missing quote) or place them elsewhere. Valid JSON goes on to be
+        read as YAML (a superset), which records each value's line."""
+        head = text[:64]
+        opens_brace = (head.lstrip().startswith(b"{") if isinstance(head, bytes)
+                       else head.lstrip().startswith("{"))
+        if not (opens_brace or self.source.lower().endswith(".json")):
+            return
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            self._fail(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+        except (ValueError, RecursionError):
+            return  # not UTF-8, or nested too deeply: the YAML reader says which, and where
 
     def _check_depth(self, text: str | bytes) -> None:
         """Walks the parser's events (iterative, unlike the composer) and stops at the first

@@ -19,6 +19,7 @@ from mock_server.core.faults import FaultIndex, FaultRule, rules_from
 from mock_server.core.ids import IdSource
 from mock_server.core.journal import Journal
 from mock_server.core.ledger import InMemoryLedger, Ledger
+from mock_server.core.metrics import Metrics
 from mock_server.core.scenarios import Scenario, ScenarioError
 from mock_server.settings import Settings
 
@@ -154,6 +155,8 @@ class World:
         self.time_source = time_source
         self.monotonic = monotonic
         self._ledger_factory = ledger_factory
+        # GET /__admin/metrics: counted across sessions, kept across resets
+        self.metrics = Metrics()
         # least recently used first
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
@@ -234,6 +237,12 @@ class World:
             return False
         with self._lock:
             return self._sessions.pop(name, None) is not None
+
+    def _ledger(self) -> Ledger:
+        ledger = self._ledger_factory()
+        if isinstance(ledger, InMemoryLedger):
+            ledger.on_refund = self.metrics.ledger_refund
+        return ledger
 
     def forget_new(self, session: Session) -> bool:
         """Drops a session that the request just ending created, when nothing else uses it: a
@@ -358,7 +367,7 @@ class World:
         return session
 
     def _seed(self, session: Session, startup: Sequence[Scenario]) -> None:
-        session.ledger = self._ledger_factory()
+        session.ledger = self._ledger()
         for provider in self.providers:
             session.states[provider.name] = provider.new_state(session)
         for scenario in startup:

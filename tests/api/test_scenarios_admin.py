@@ -60,7 +60,9 @@ def test_list_and_delete(client: TestClient) -> None:
                                     "remaining": 2,
                                     "outcome": "respond 503 service_unavailable"}]
     deleted = client.delete("/__admin/scenarios/extra").json()
-    assert deleted == {"session": "default", "name": "extra", "removedFaults": 1}
+    assert deleted == {"session": "default", "name": "extra", "removedFaults": 1,
+                       "kept": {"afterpayMerchants": 1, "afterpayPayments": 1,
+                                "opttyMerchants": 0, "opttyOrders": 0}}
     assert [s["name"] for s in client.get("/__admin/scenarios").json()["scenarios"]] == \
         ["default"]
     assert client.delete("/__admin/scenarios/extra").status_code == 404

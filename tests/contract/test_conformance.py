@@ -291,6 +291,15 @@ def admin_health(case: Any, response: Any) -> None:
     assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
+def admin_get_metrics(case: Any, response: Any) -> None:
+    assert response.status_code == 200
+    content_type = response.headers["content-type"]  # schemathesis: a list of the values
+    if isinstance(content_type, list):
+        [content_type] = content_type
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert "# TYPE sandbox_requests_total counter" in response.text
+
+
 def admin_reset(case: Any, response: Any) -> None:
     assert response.status_code == 200
     assert response.json() == {"session": _session(case), "status": "reset"}
@@ -319,8 +328,11 @@ def admin_list_scenarios(case: Any, response: Any) -> None:
 def admin_delete_scenario(case: Any, response: Any) -> None:
     if case.path_parameters["name"] == "default":
         assert response.status_code == 200, response.text
-        assert response.json() == {"session": _session(case), "name": "default",
-                                   "removedFaults": 0}
+        body = response.json()
+        assert {k: v for k, v in body.items() if k != "kept"} == {
+            "session": _session(case), "name": "default", "removedFaults": 0}
+        # the default world's seed stays in force
+        assert body["kept"]["afterpayPayments"] > 0 and body["kept"]["opttyOrders"] > 0
     else:
         assert response.status_code == 404 and response.json()["error"] == "not_found"
 
@@ -394,6 +406,7 @@ ORACLES: dict[str, Callable[[Any, Any], None]] = {
     "freezeClock": admin_freeze_clock,
     "advanceClock": admin_advance_clock,
     "resetClock": admin_reset_clock,
+    "getMetrics": admin_get_metrics,
 }
 
 
