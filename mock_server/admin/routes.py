@@ -253,8 +253,10 @@ class AdminApp:
             raise AdminError(400, "invalid_request",
                              f"provider must be one of {', '.join(PROVIDER_FILTERS)}")
         # 0: the requests a connection fault answered with no status at all
-        status = _int_param(query.get("status"), "status", 0, 599)
-        if status is not None and 0 < status < 100:
+        raw_status = query.get("status")
+        status = _int_param(raw_status, "status", 0, 599)
+        if (status is not None and 0 < status < 100) or (
+                raw_status and raw_status != "0" and raw_status.startswith("0")):
             raise AdminError(400, "invalid_request",
                              "status must be 0 (no answer sent) or an integer from 100 to 599")
         limit = _int_param(query.get("limit"), "limit", 1, MAX_PAGE)

@@ -196,6 +196,9 @@ _OPENS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
 _CLOSES = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 
 
+_OPENS_JSON = re.compile(r"\s*\{\s*(\"|\}|$)")
+
+
 class _TooLarge(Exception):
     def __init__(self, line: int) -> None:
         self.line = line
@@ -247,14 +250,16 @@ class _Builder:
         return document
 
     def _check_json(self, text: str | bytes) -> None:
-        """A JSON document (a .json file, or text that opens with `{`) with a syntax error is
+        """A JSON document (a .json file, or text that opens with `{"`) with a syntax error is
         reported as JSON, at JSON's line and column: YAML would misread most of those errors
         (a trailing comma, a missing quote) or place them elsewhere. Valid JSON goes on to be
         read as YAML (a superset), which records each value's line."""
         head = text[:64]
-        opens_brace = (head.lstrip().startswith(b"{") if isinstance(head, bytes)
-                       else head.lstrip().startswith("{"))
-        if not (opens_brace or self.source.lower().endswith(".json")):
+        if isinstance(head, bytes):
+            head = head.decode("utf-8", errors="replace")
+        # `{"` opens JSON; `{a: 1}` is a YAML flow mapping, read as YAML
+        opens_json = _OPENS_JSON.match(head) is not None
+        if not (opens_json or self.source.lower().endswith(".json")):
             return
         try:
             json.loads(text)
