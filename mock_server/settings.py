@@ -25,3 +25,6 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # on SIGTERM/SIGINT: in-flight requests, then shutdown hooks (pending callbacks), share this
     shutdown_timeout: timedelta = field(default_factory=lambda: timedelta(seconds=5))
+    # the base URL the sandbox's own pages are reached at from a browser (redirect URLs);
+    # None: the creating request's Host
+    public_url: str | None = None

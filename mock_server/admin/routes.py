@@ -93,6 +93,7 @@ class AdminApp:
             "freezeClock": self.freeze_clock,
             "advanceClock": self.advance_clock,
             "resetClock": self.reset_clock,
+            "opttyOrderOutcome": self.optty_order_outcome,
         }
         missing = set(spec.operations) ^ set(operations)
         if missing:
@@ -245,6 +246,23 @@ class AdminApp:
     async def reset_clock(self, ctx: Context) -> Response:
         ctx.session.clock.reset()
         return json_response(_clock(ctx.session))
+
+    async def optty_order_outcome(self, ctx: Context) -> Response:
+        return await _optty_outcome(self.app, ctx)
+
+
+async def _optty_outcome(app: SandboxApp, ctx: Context) -> Response:
+    from mock_server.optty import admin_outcome
+
+    body = _json_object(ctx)
+    optty = next(p for p in app.providers if p.name == "optty")
+    try:
+        payload, result = admin_outcome.apply(optty.lifecycle,  # type: ignore[attr-defined]
+                                              ctx.session, ctx.params["orderReference"], body)
+    except admin_outcome.OutcomeError as err:
+        raise AdminError(err.status, err.error, err.message) from None
+    headers = {"X-Sandbox-Warning": "; ".join(result.warnings)} if result.warnings else None
+    return json_response(payload, headers=headers)
 
 
 def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
