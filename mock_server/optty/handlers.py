@@ -18,7 +18,12 @@ from mock_server.optty.bodyparser import parse_request_body
 from mock_server.optty.jsonparse import stringify
 from mock_server.optty.lifecycle import CAPTURE, VOID, OrderLifecycle
 from mock_server.optty.models import PROVIDER, OpttyModel, ReferenceBusy
-from mock_server.optty.order_dtos import validate_capture, validate_create_order, validate_void
+from mock_server.optty.order_dtos import (
+    check_amounts,
+    validate_capture,
+    validate_create_order,
+    validate_void,
+)
 from mock_server.optty.validation import OrderRefund, validate_refund
 from mock_server.optty.webhooks import WebhookDispatcher
 
@@ -190,6 +195,7 @@ class OpttyHandlers:
             merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
             request = validate_create_order(body)
             schema_conforms(ctx, body)
+            check_amounts(request)
             await processing_time(ctx)
             created, warnings = self.lifecycle.create(ctx.session, merchant, request,
                                                       public_base(ctx))

@@ -337,7 +337,8 @@ class OrderLifecycle:
                 currency=order.currency, amount=money_text(exc.open_to_capture))) from None
         claim.done = True
         now = session.clock.now()
-        order.captured, order.updated = view.captured, now
+        # captured only grows: a thread that recorded earlier never lowers what a later one set
+        order.captured, order.updated = max(order.captured, view.captured), now
         order.captures.append(capture_record(movement.reference, movement.amount, now))
         # Decision: the sample's key order, captureId = the reference, the amount a number
         return {"captureReference": movement.reference,

@@ -225,7 +225,7 @@ def _optional_amount(body: dict[str, Any], name: str) -> Decimal:
 
 
 def validate_create_order(body: Any) -> CreateOrder:
-    """The ValidationPipe's list first, then the amounts' sums (one list, lines first)."""
+    """The ValidationPipe's list (then the caller checks the schema and check_amounts)."""
     _validate(body, _CREATE_ORDER)
     lines = tuple(OrderLine(item["name"], js_decimal(item["quantity"]),
                             js_decimal(item["unitPrice"]), js_decimal(item["totalAmount"]))
@@ -240,17 +240,21 @@ def validate_create_order(body: Any) -> CreateOrder:
         redirect_url=body.get("dynamicRedirectUrl") or None,
         callback_url=body.get("dynamicCallbackUrl") or None,
         token=body.get("token") or None, body=body)
+    return order
+
+
+def check_amounts(order: CreateOrder) -> None:
+    """The amounts' sums (Decision): one 400 list, the lines first."""
     # exact arithmetic whatever the size of a JS double (about 10^308): no rounding, no overflow
     with localcontext(prec=_EXACT_DIGITS):
-        problems = [MSG_LINE_TOTAL.format(index=index) for index, line in enumerate(lines)
+        problems = [MSG_LINE_TOTAL.format(index=index) for index, line in enumerate(order.lines)
                     if line.quantity * line.unit_price != line.total]
-        expected = sum((line.total for line in lines), Decimal(0)) + order.shipping + order.tax \
-            - order.discount
+        expected = sum((line.total for line in order.lines), Decimal(0)) + order.shipping \
+            + order.tax - order.discount
         if expected != order.amount:
             problems.append(MSG_ORDER_SUM)
     if problems:
         raise BadRequest(problems)
-    return order
 
 
 def validate_capture(body: Any) -> Movement:
