@@ -53,6 +53,8 @@ def _page(title: str, body: str, status: int = 200) -> Answer:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title>"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        # no icon to fetch: a browser would otherwise ask the sandbox for /favicon.ico
+        "<link rel=\"icon\" href=\"data:,\">"
         "<style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse}td,th{text-align:left;padding:.2em 1em .2em 0}"
         "button{margin:.3em .3em 0 0;padding:.5em 1em}</style></head>"
