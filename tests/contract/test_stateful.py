@@ -28,7 +28,7 @@ import schemathesis
 from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
-from hypothesis.stateful import initialize
+from hypothesis.stateful import initialize, rule
 
 from mock_server.app import create_app
 from mock_server.resources import spec_path
@@ -79,6 +79,8 @@ OPTTY = load(
                                             "LIFE-1", "LIFE-1"]},
                   # captures and voids (tests/contract/optty.toml) on the created order
                   "optty-capturable": {"values": ["LIFE-1"]},
+                  # captures that fit the created order (at least 20.00) and cover small refunds
+                  "optty-movement-amounts": {"values": [5, 10, 15, 20]},
                   "small-amounts": {"values": [0.01, 1, 5.5, 10, 12.34]}},
     parameters={"path.orderReference": {"dictionary": "refundable", "probability": 0.9},
                 "body.amount": {"dictionary": "small-amounts", "probability": 0.8},
@@ -300,7 +302,7 @@ class OpttyLinks(InSession, OPTTY.as_state_machine()):  # type: ignore[misc]
                          for key, (captured, refunded) in OPTTY_ACCOUNTS.items()}
         self.open = dict(OPTTY_OPEN)
         self.references: dict[str, Decimal] = {}
-        self.movements: set[str] = set()
+        self.movements: set[tuple[str, str]] = set()  # (captureReference|voidReference, ref)
 
     @initialize(amount=money, surcharge=st.sampled_from([Decimal(0), Decimal("2.50")]),
                 provider=st.sampled_from(["LATITUDE_AU", "LATITUDE_AU", "LATITUDE_AU", "ZIP_AU"]),
@@ -346,17 +348,30 @@ class OpttyLinks(InSession, OPTTY.as_state_machine()):  # type: ignore[misc]
                 assert reference not in self.accounts, "an order reference is used only once"
                 self.accounts[reference] = Account(Decimal(0))
 
+    @rule()
+    def read_back_created_order(self) -> None:
+        """GET the created order at any step (checked against its spec and the model), so that
+        whatever the links did to it is read back."""
+        token = OPTTY_TOKEN()
+        case = OPTTY["/orders/{orderReference}"]["GET"].Case(
+            path_parameters={"orderReference": CREATED_ORDER},
+            headers={SESSION_HEADER: self.session, "Authorization": f"Bearer {token}"})
+        response = case.call_and_validate()
+        assert response.status_code == 200, response.text
+        with recorded(f"read back {CREATED_ORDER} -> {response.text[:200]}"):
+            self._read_back(CREATED_ORDER, response.json())
+
     def _movement(self, operation: str, case: Any, response: Any) -> None:
         sent = _sent(response)
         key = "captureReference" if operation == "captureOrder" else "voidReference"
         if response.status_code != 201:
-            if isinstance(sent.get(key), str) and sent[key] in self.movements:
+            if isinstance(sent.get(key), str) and (key, sent[key]) in self.movements:
                 WALKED["optty movement repeat"] += 1
             return
         reference = case.path_parameters["orderReference"]
         body = response.json()
-        assert body[key] not in self.movements, f"a {key} is used only once"
-        self.movements.add(body[key])
+        assert (key, body[key]) not in self.movements, f"a {key} is used only once"
+        self.movements.add((key, body[key]))
         amount = Decimal(str(body["capturedAmount" if operation == "captureOrder"
                                  else "amount"]))
         left = self.open.get(reference, Decimal(0))
