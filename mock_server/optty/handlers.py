@@ -15,6 +15,7 @@ from mock_server.core.openapi import Violation
 from mock_server.core.world import Session
 from mock_server.optty import errors
 from mock_server.optty.bodyparser import parse_request_body
+from mock_server.optty.customers import check_customer_token, customer_session
 from mock_server.optty.jsonparse import stringify
 from mock_server.optty.lifecycle import CAPTURE, VOID, OrderLifecycle
 from mock_server.optty.models import PROVIDER, OpttyModel, ReferenceBusy
@@ -196,6 +197,8 @@ class OpttyHandlers:
             request = validate_create_order(body)
             schema_conforms(ctx, body)
             check_amounts(request)
+            check_customer_token(body.get("customerToken"), merchant.merchant_id,
+                                 secret=self.model.jwt_secret, now=ctx.session.clock.now())
             await processing_time(ctx)
             created, warnings = self.lifecycle.create(ctx.session, merchant, request,
                                                       public_base(ctx))
@@ -204,6 +207,16 @@ class OpttyHandlers:
         for warning in warnings:
             ctx.warn(warning)
         return respond(201, created)
+
+    async def create_customer_session(self, ctx: Context) -> Response:
+        try:
+            body = read_body(ctx)
+            merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
+            session = customer_session(body, merchant.merchant_id, secret=self.model.jwt_secret,
+                                       now=ctx.session.clock.now())
+        except errors.OpttyError as err:
+            return error(ctx, err)
+        return respond(201, session)
 
     async def capture_order(self, ctx: Context) -> Response:
         return await self._movement(ctx, CAPTURE)

@@ -82,6 +82,7 @@ class OpttyApp:
             "createOrder": handlers.create_order,
             "captureOrder": handlers.capture_order,
             "voidOrder": handlers.void_order,
+            "createCustomerSession": handlers.create_customer_session,
         }
         self.lifecycle = handlers.lifecycle
         missing = set(spec.operations) ^ set(self.handlers)

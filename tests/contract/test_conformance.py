@@ -275,7 +275,7 @@ def optty_create_order(case: Any, response: Any) -> None:
     # a valid document may still break a business rule: sums, a provider not enabled, an
     # existing reference, a token the provider does not take (openapi/optty.yaml, createOrder)
     expected.problem(400, "Order reference already exists", "Not Supported",
-                     "Payment method *", "[list]")
+                     "Payment method *", "Invalid customer token", "[list]")
 
     def created(body: Any) -> None:
         raise AssertionError(f"unexpected success {body}")
@@ -324,6 +324,13 @@ def optty_capture_order(case: Any, response: Any) -> None:
 
 def optty_void_order(case: Any, response: Any) -> None:
     _optty_movement(case, response, "void")
+
+
+def optty_customer_session(case: Any, response: Any) -> None:
+    def issued(body: Any) -> None:
+        assert body["ttl"] == 604800 and body["token"].count(".") == 2
+
+    Expected().check(response, 201, lambda body: body["message"], issued)
 
 
 def optty_issue_token(case: Any, response: Any) -> None:
@@ -456,6 +463,7 @@ ORACLES: dict[str, Callable[[Any, Any], None]] = {
     "createOrder": optty_create_order,
     "captureOrder": optty_capture_order,
     "voidOrder": optty_void_order,
+    "createCustomerSession": optty_customer_session,
     "opttyOrderOutcome": admin_optty_outcome,
     "health": admin_health,
     "reset": admin_reset,

@@ -511,3 +511,41 @@ def test_interleaved_captures_voids_and_refunds_keep_the_books(
     assert voided == 20 * len(order["voids"])
     assert Decimal(order["refundedAmount"]) <= captured
     assert Decimal(order["refundedAmount"]) == 10 * len(order["refunds"])
+
+
+# ---- customer sessions (the plugin asks for one before each order) ---------------------------
+
+
+def test_a_customer_session_token_goes_into_the_order(life: Lifecycle) -> None:
+    import jwt
+
+    answer = life.http.post("/merchants/customer/sessions/", headers=life.optty.auth(),
+                            json={"customerIdentifier": "plugin-hash-secret"})
+    assert answer.status_code == 201
+    body = answer.json()
+    assert list(body) == ["token", "ttl"] and body["ttl"] == 604800
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert list(claims) == ["customerIdentifier", "merchantId", "iat", "exp"]
+    assert len(claims["customerIdentifier"]) == 128 and claims["merchantId"] == "sandbox-merchant"
+    assert claims["exp"] - claims["iat"] == 604800
+    # not a bearer token
+    assert life.http.get("/orders/ORD-1001", headers={
+        "Authorization": f"Bearer {body['token']}"}).status_code == 401
+    assert life.create(customerToken=body["token"]).status_code == 201
+    assert life.create(reference="2", customerToken="forged").json() == bad_request(
+        "Invalid customer token")
+    life.optty.advance(604800)
+    life.optty._token = None  # the bearer token expired long ago too
+    assert life.create(reference="3", customerToken=body["token"]).json() == bad_request(
+        "Invalid customer token")
+    assert life.http.post("/merchants/customer/sessions", headers=life.optty.auth(),
+                          json={}).json() == bad_request([
+        "customerIdentifier should not be empty", "customerIdentifier must be a string"])
+
+
+def test_another_merchants_customer_token_is_refused(life: Lifecycle, optty: Any) -> None:
+    other = optty.request_token(client_id="other-client", client_secret="other-secret")
+    token = life.http.post("/merchants/customer/sessions", json={"customerIdentifier": "x"},
+                           headers={"Authorization": f"Bearer {other.json()['access_token']}"}
+                           ).json()["token"]
+    assert life.create(customerToken=token).json() == bad_request("Invalid customer token")
