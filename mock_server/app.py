@@ -284,7 +284,8 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
     world = World(settings, models, startup, time_source=time_source)
     app = SandboxApp(world, [])
     admin = AdminApp(specs["admin"], app)
-    app.providers = [admin, afterpay, OpttyPortal(optty), optty]
+    # the shopper's page last: every API request is routed without trying its path first
+    app.providers = [admin, afterpay, optty, OpttyPortal(optty)]
     app.fallback = optty
     for provider in app.providers:
         attach = getattr(provider, "attach", None)

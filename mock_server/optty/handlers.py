@@ -17,7 +17,7 @@ from mock_server.optty import errors
 from mock_server.optty.bodyparser import parse_request_body
 from mock_server.optty.customers import check_customer_token, customer_session
 from mock_server.optty.jsonparse import stringify
-from mock_server.optty.lifecycle import CAPTURE, VOID, OrderLifecycle
+from mock_server.optty.lifecycle import CAPTURE, MOVING, VOID, OrderLifecycle
 from mock_server.optty.models import PROVIDER, OpttyModel, ReferenceBusy
 from mock_server.optty.order_dtos import (
     check_amounts,
@@ -160,7 +160,9 @@ class OpttyHandlers:
             merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
             refund = validate_refund(body)
             conforms(ctx, refund)
-            order = self.lifecycle.order(ctx.session, merchant, ctx.params["orderReference"])
+            order = self.model.order(ctx.session, merchant, ctx.params["orderReference"])
+            if order.status in MOVING:  # not a paid order yet: time may have decided it
+                self.lifecycle.advance(ctx.session, order)
             while True:
                 try:
                     claim = self.model.begin_refund(ctx.session, merchant, order, refund)

@@ -39,7 +39,7 @@ from mock_server.optty.order_dtos import CreateOrder, Movement, missing_fields
 
 OUTCOMES = (STATUS_SUCCESSFUL, STATUS_DECLINED, STATUS_CANCELLED, STATUS_ERROR, STATUS_PENDING)
 # statuses that time can still change (looked at on every read of the order; cheap)
-_MOVING = frozenset({STATUS_INITIATED, STATUS_PENDING})
+MOVING = frozenset({STATUS_INITIATED, STATUS_PENDING})
 PAYMENT_OPTION = "buy now pay later"  # docs:/api-references/create-order's example
 PORTAL_PREFIX = "/__portal/optty"
 
@@ -146,7 +146,7 @@ class OrderLifecycle:
 
     def order(self, session: Session, merchant: Merchant, reference: str) -> Order:
         order = self.model.order(session, merchant, reference)
-        if order.status in _MOVING:
+        if order.status in MOVING:
             self.advance(session, order)
         return order
 
@@ -155,7 +155,7 @@ class OrderLifecycle:
         order = state.by_token.get(token)
         if order is None or order.provider != provider:
             return None
-        if order.status in _MOVING:
+        if order.status in MOVING:
             self.advance(session, order)
         return order
 
