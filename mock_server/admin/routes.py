@@ -22,7 +22,7 @@ from mock_server.core.world import Session
 if TYPE_CHECKING:
     from mock_server.app import SandboxApp
 
-PROVIDER_FILTERS = ("afterpay", "optty", "admin")
+PROVIDER_FILTERS = ("afterpay", "optty", "admin", "portal")
 _ADVANCE_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 # each unit is capped at about 100 years (openapi/admin.yaml, ClockAdvanceRequest)
 _ADVANCE_LIMITS = {"seconds": 3_155_760_000, "minutes": 52_596_000, "hours": 876_600,

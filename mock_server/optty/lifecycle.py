@@ -65,6 +65,9 @@ MSG_OVER_VOID = "You can only void amount up to {currency} {amount}"
 REASON_DECLINED = "Payment declined by {provider}"
 REASON_ERROR = "Payment failed at {provider}"
 
+WARN_UNADDRESSABLE = (
+    "orderReference {reference!r} contains {char!r}: the calls that name the order in their path "
+    "(GET /orders/{{orderReference}}, capture, void, refund) cannot reach it")
 WARN_NO_REDIRECT = (
     "merchant {merchant} has no redirectUrl and the order no dynamicRedirectUrl: the shopper "
     "cannot be sent back (set redirectUrl in the scenario's optty.merchants)")
@@ -218,6 +221,9 @@ class OrderLifecycle:
         outcome = merchant.auto_outcome or rules.auto_outcome
         if outcome is not None:
             warnings = self.outcome(session, order, outcome).warnings
+        odd = next((c for c in "/?#" if c in order.reference), None)
+        if odd is not None:
+            warnings += (WARN_UNADDRESSABLE.format(reference=order.reference, char=odd),)
         body = {
             "orderId": order.reference,
             "orderToken": order.order_token,

@@ -549,3 +549,17 @@ def test_another_merchants_customer_token_is_refused(life: Lifecycle, optty: Any
                            headers={"Authorization": f"Bearer {other.json()['access_token']}"}
                            ).json()["token"]
     assert life.create(customerToken=token).json() == bad_request("Invalid customer token")
+
+
+def test_an_order_reference_no_path_can_name_is_created_with_a_warning(life: Lifecycle) -> None:
+    answer = life.create(reference="A/1")
+    assert answer.status_code == 201  # the real API takes it: nothing documented forbids it
+    assert "cannot reach it" in answer.headers["x-sandbox-warning"]
+    assert "x-sandbox-warning" not in life.create(reference="A-1").headers
+
+
+def test_the_journal_names_the_shoppers_page(life: Lifecycle) -> None:
+    url = life.created()["redirectUrl"]
+    life.http.get(url)
+    [entry] = life.optty.journal(provider="portal")
+    assert entry["operation"] == "opttyPortalPage" and entry["status"] == 200
