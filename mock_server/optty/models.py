@@ -335,9 +335,9 @@ class OpttySeeding:
         now = session.clock.now()
         for o in orders:
             order = self._order_from_seed(session, o, now)
-            previous = state.orders.get((order.merchant_id, order.reference))
-            if previous is not None:
-                state.by_token.pop(previous.order_token, None)
+            replaced = state.orders.get((order.merchant_id, order.reference))
+            if replaced is not None:
+                state.by_token.pop(replaced.order_token, None)
             state.orders[(order.merchant_id, order.reference)] = order
             state.by_token[order.order_token] = order
             for key in [k for k, owner in state.seeded_lifecycle.items()

@@ -40,7 +40,8 @@ _DOCUMENT: dict[str, Any] = {
     "info": {"title": "Optty shopper page (sandbox)", "version": "1"},
     "paths": {
         PORTAL_PREFIX + "/{bnplProvider}/{orderToken}": {
-            "get": {"operationId": "opttyPortalPage", "responses": {"200": {"description": "page"}}},
+            "get": {"operationId": "opttyPortalPage",
+                    "responses": {"200": {"description": "the page"}}},
             "post": {"operationId": "opttyPortalOutcome",
                      "responses": {"303": {"description": "back to the merchant"}}},
         },
