@@ -432,6 +432,7 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
     """Builds the whole sandbox: specs loaded once, startup world parsed, default session seeded."""
     from mock_server.admin.routes import AdminApp
     from mock_server.afterpay.routes import AfterpayApp
+    from mock_server.optty.portal import OpttyPortal
     from mock_server.optty.routes import OpttyApp
 
     settings = settings or Settings()
@@ -444,7 +445,8 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
     world = World(settings, models, startup, time_source=time_source)
     app = SandboxApp(world, [])
     admin = AdminApp(specs["admin"], app)
-    app.providers = [admin, afterpay, optty]
+    # the shopper's page last: every API request is routed without trying its path first
+    app.providers = [admin, afterpay, optty, OpttyPortal(optty)]
     app.fallback = optty
     for provider in app.providers:
         attach = getattr(provider, "attach", None)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import fields, replace
 from datetime import timedelta
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from mock_server import __version__
 from mock_server.settings import Settings
@@ -39,6 +40,15 @@ def _duration(text: str) -> timedelta:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration (e.g. 250ms, 2s, 1m, 7d)") from None
+
+
+def _public_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+            or parts.fragment or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http or https base URL (e.g. http://localhost:8080)")
+    return text.rstrip("/")
 
 
 def _positive_int(text: str) -> int:
@@ -84,6 +94,8 @@ _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
     "idempotency-ttl": (_duration, "how long idempotent answers are kept (default 7d)"),
     "journal-size": (_positive_int, "request journal entries kept per session (default 10000)"),
     "max-body-bytes": (_positive_int, "largest request body accepted (default 1048576)"),
+    "public-url": (_public_url, "base URL browsers reach the sandbox at, for the redirect URLs "
+                                "of its shopper pages (default: the request's Host)"),
     "shutdown-timeout": (_duration, "on SIGTERM/SIGINT, how long in-flight requests and pending "
                                     "callbacks get to finish (default 5s)"),
     "max-sessions": (_positive_int, "sessions kept at most; beyond, the least recently used idle "

@@ -55,3 +55,6 @@ class Settings:
     keep_alive_timeout: timedelta = field(default_factory=lambda: timedelta(seconds=5))
     # where REFUND_CALLBACKs may go: networks (CIDR), or ("any",)
     webhook_allow: tuple[str, ...] = DEFAULT_WEBHOOK_ALLOW
+    # the base URL the sandbox's own pages are reached at from a browser (redirect URLs);
+    # None: the creating request's Host
+    public_url: str | None = None

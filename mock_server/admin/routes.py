@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from mock_server.admin.ui import Dashboard
     from mock_server.app import SandboxApp
 
-PROVIDER_FILTERS = ("afterpay", "optty", "admin")
+PROVIDER_FILTERS = ("afterpay", "optty", "admin", "portal")
 # the journal's pages (GET /__admin/requests): entries per page by default and at most
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -130,6 +130,7 @@ class AdminApp:
             "dashboardEntry": self.dashboard_entry,
             "dashboardAsset": self.dashboard_asset,
             "getMetrics": self.get_metrics,
+            "opttyOrderOutcome": self.optty_order_outcome,
         }
         missing = set(spec.operations) ^ set(operations)
         if missing:
@@ -400,6 +401,9 @@ class AdminApp:
         ctx.session.clock.reset()
         return json_response(_clock(ctx.session))
 
+    async def optty_order_outcome(self, ctx: Context) -> Response:
+        return await _optty_outcome(self.app, ctx)
+
     async def get_metrics(self, ctx: Context) -> Response:
         from mock_server.core.metrics import CONTENT_TYPE, exposition
 
@@ -419,3 +423,17 @@ def _int_param(raw: str | None, name: str, low: int, high: int, *, also: str = "
         raise AdminError(400, "invalid_request", f"{name} must be an integer from {low} to {high}"
                          + (f", or {also}" if also else ""))
     return int(raw)
+
+
+async def _optty_outcome(app: SandboxApp, ctx: Context) -> Response:
+    from mock_server.optty import admin_outcome
+
+    body = _json_object(ctx)
+    optty = next(p for p in app.providers if p.name == "optty")
+    try:
+        payload, result = admin_outcome.apply(optty.lifecycle,  # type: ignore[attr-defined]
+                                              ctx.session, ctx.params["orderReference"], body)
+    except admin_outcome.OutcomeError as err:
+        raise AdminError(err.status, err.error, err.message) from None
+    headers = {"X-Sandbox-Warning": "; ".join(result.warnings)} if result.warnings else None
+    return json_response(payload, headers=headers)

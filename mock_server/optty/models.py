@@ -30,6 +30,14 @@ PROVIDER = "optty"
 STATUS_SUCCESSFUL = "SUCCESSFUL"
 STATUS_PENDING = "PENDING"
 STATUS_FAILED = "FAILED"
+STATUS_INITIATED = "INITIATED"
+STATUS_DECLINED = "DECLINED"
+STATUS_CANCELLED = "CANCELLED"
+STATUS_ERROR = "ERROR"
+# an order in one of these has its outcome; the shopper's step cannot change it any more
+FINAL_STATUSES = frozenset({STATUS_SUCCESSFUL, STATUS_DECLINED, STATUS_CANCELLED, STATUS_ERROR})
+CAPTURE_AUTO = "auto"
+CAPTURE_DEFERRED = "deferred"
 
 # passport-jwt's ExtractJwt.fromAuthHeaderAsBearerToken(): the first two runs of non-space in the
 # header (the regex is not anchored), the scheme compared case-insensitively. JavaScript's \s.
@@ -65,6 +73,16 @@ class Merchant:
     client_id: str
     client_secret: str
     webhook_url: str | None
+    # the shop's default redirect after the shopper's step (set in its Optty account) and the
+    # "payment secret" the redirect's hash is keyed with (Decision: the client secret if unset)
+    redirect_url: str | None = None
+    hash_secret: str | None = None
+    # the outcome every new order of this merchant gets at once (the quick-try merchant)
+    auto_outcome: str | None = None
+
+    @property
+    def payment_secret(self) -> str:
+        return self.client_secret if self.hash_secret is None else self.hash_secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +93,24 @@ class ProviderRules:
     async_refunds: bool = False
     callback_after: timedelta = timedelta(seconds=2)
     final_status: str = STATUS_SUCCESSFUL
+    # the lifecycle (reference/optty-lifecycle.md): approval captures at once, or authorises
+    # for later captures; partial captures and voids allowed or not
+    capture: str = CAPTURE_AUTO
+    partial_captures: bool = True
+    partial_voids: bool = True
+    # an outcome applied as soon as an order is created (None: the shopper's page decides)
+    auto_outcome: str | None = None
+    # "Leave pending": the final status arrives this long after (None: it waits for a call)
+    pending_after: timedelta | None = None
+    pending_final: str = STATUS_SUCCESSFUL
+    # an INITIATED order nobody opened is cancelled by the system after this
+    order_ttl: timedelta = timedelta(hours=1)
+    # what POST /orders checks for this provider (None: anything)
+    currencies: tuple[str, ...] | None = None
+    min_amount: Decimal | None = None
+    max_amount: Decimal | None = None
+    tokens: bool = False
+    required_fields: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -91,10 +127,33 @@ class Order:
     updated: datetime
     bnpl_order_id: str
     transaction_reference: str
+    # the lifecycle's fields (GET /orders: null unless set)
+    order_token: str = ""
+    failure_reason: str | None = None
+    reject_reason: str | None = None
+    cancelled_by: str | None = None
+    # the create call's dynamicRedirectUrl / dynamicCallbackUrl
+    redirect_url: str | None = None
+    callback_url: str | None = None
+    # the shopper's page (absolute, the session in its path)
+    portal_url: str | None = None
+    # captures and voids as GET /orders lists them (the money itself is the ledger's)
+    captures: list[dict[str, Any]] = field(default_factory=list)
+    voids: list[dict[str, Any]] = field(default_factory=list)
+    # PENDING until this instant, then `pending_final`; INITIATED until `expires`, then
+    # CANCELLED by the system (both applied when the order is next looked at)
+    pending_due: datetime | None = None
+    pending_final: str | None = None
+    expires: datetime | None = None
 
     @property
     def account(self) -> AccountKey:
         return (PROVIDER, self.merchant_id, self.reference)
+
+    @property
+    def total(self) -> Decimal:
+        """What the shopper pays: amount + surcharge (a full capture, void or refund)."""
+        return self.amount + self.surcharge
 
 
 @dataclass(slots=True)
@@ -103,6 +162,10 @@ class OpttyState:
     by_client_id: dict[str, Merchant] = field(default_factory=dict)
     providers: dict[str, ProviderRules] = field(default_factory=dict)
     orders: dict[tuple[str, str], Order] = field(default_factory=dict)  # (merchant, reference)
+    # orderToken -> order (the shopper's page finds its order by the token in its path)
+    by_token: dict[str, Order] = field(default_factory=dict)
+    # capture and void references of seeded orders: (merchant, kind, reference) -> order
+    seeded_lifecycle: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # refund references of seeded refunds: (merchant, refundReference) -> orderReference; taken
     # like any recorded refund's
     seeded_references: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -120,14 +183,87 @@ def reference_key(merchant_id: str, refund_reference: str) -> tuple[Hashable, ..
     return (PROVIDER, merchant_id, "refundReference", refund_reference)
 
 
-def _seed_captured(o: dict[str, Any]) -> Decimal:
-    if "captured" in o:
-        return parse_amount(o["captured"])
-    # a full refund is amount + surcharge (docs), so that is what a paid order captured
-    if o.get("status", STATUS_SUCCESSFUL) != STATUS_SUCCESSFUL:
-        return Decimal(0)
+def capture_record(reference: str, amount: Decimal, at: datetime) -> dict[str, Any]:
+    """A capture as GET /orders lists it: transaction-details' orderCaptures entry
+    {captureId, amount, status, createdAt} plus the reference (Decision)."""
+    return {"captureId": reference, "captureReference": reference, "amount": f"{amount:.2f}",
+            "status": STATUS_SUCCESSFUL, "createdAt": iso_millis(at)}
+
+
+def void_record(reference: str, amount: Decimal, at: datetime) -> dict[str, Any]:
+    return {"voidedId": reference, "voidReference": reference, "amount": f"{amount:.2f}",
+            "status": STATUS_SUCCESSFUL, "createdAt": iso_millis(at)}
+
+
+def _sum(entries: Any) -> Decimal:
+    return sum((parse_amount(e["amount"]) for e in entries or ()), Decimal(0))
+
+
+def seed_money(o: dict[str, Any], rules: ProviderRules) -> tuple[Decimal, Decimal, Decimal]:
+    """A seeded order's (captured, authorised, voided). Defaults: a SUCCESSFUL order of an
+    auto-capture provider captured amount + surcharge (a full refund is that much, docs); one of
+    a deferred provider authorised that much and captured what its `captures` list; voids are
+    what its `voids` list."""
     surcharge = parse_amount(o["surcharge"]) if "surcharge" in o else Decimal(0)
-    return parse_amount(o["amount"]) + surcharge
+    total = parse_amount(o["amount"]) + surcharge
+    successful = o.get("status", STATUS_SUCCESSFUL) == STATUS_SUCCESSFUL
+    deferred = rules.capture == CAPTURE_DEFERRED
+    voided = _sum(o.get("voids"))
+    if "captured" in o:
+        captured = parse_amount(o["captured"])
+    elif o.get("captures"):
+        captured = _sum(o["captures"])
+    else:
+        captured = total if successful and not deferred else Decimal(0)
+    if "authorised" in o:
+        authorised = parse_amount(o["authorised"])
+    elif deferred and (successful or voided or captured):
+        authorised = total
+    else:
+        authorised = captured + voided
+    return captured, authorised, voided
+
+
+def _section_rules(state: OpttyState, section: dict[str, Any], provider: str) -> ProviderRules:
+    rules = (section.get("providers") or {}).get(provider)
+    return state.rules(provider) if rules is None else provider_rules(state.rules(provider), rules)
+
+
+def provider_rules(base: ProviderRules, rules: dict[str, Any]) -> ProviderRules:
+    """A scenario's `optty.providers.<NAME>` over what the session had for that provider."""
+    pending = rules.get("asyncPayments") or {}
+    return ProviderRules(
+        partial_refunds=rules.get("partialRefunds", base.partial_refunds),
+        async_refunds=rules.get("asyncRefunds", base.async_refunds),
+        callback_after=(parse_duration(rules["callbackAfter"])
+                        if "callbackAfter" in rules else base.callback_after),
+        final_status=rules.get("finalStatus", base.final_status),
+        capture=rules.get("capture", base.capture),
+        partial_captures=rules.get("partialCaptures", base.partial_captures),
+        partial_voids=rules.get("partialVoids", base.partial_voids),
+        auto_outcome=_outcome(rules.get("autoOutcome", base.auto_outcome)),
+        pending_after=(parse_duration(pending["after"]) if "after" in pending
+                       else base.pending_after),
+        pending_final=pending.get("finalStatus", base.pending_final),
+        order_ttl=(parse_duration(rules["orderTtl"]) if "orderTtl" in rules
+                   else base.order_ttl),
+        currencies=(tuple(rules["currencies"]) if "currencies" in rules else base.currencies),
+        min_amount=(parse_amount(rules["minAmount"]) if "minAmount" in rules
+                    else base.min_amount),
+        max_amount=(parse_amount(rules["maxAmount"]) if "maxAmount" in rules
+                    else base.max_amount),
+        tokens=rules.get("tokens", base.tokens),
+        required_fields=(tuple(rules["requiredFields"]) if "requiredFields" in rules
+                         else base.required_fields))
+
+
+def _outcome(value: Any) -> str | None:
+    # `autoOutcome: true` approves; false or absent leaves the decision to the shopper's page
+    if value is True:
+        return STATUS_SUCCESSFUL
+    if value is False or value is None:
+        return None
+    return str(value)
 
 
 class OpttySeeding:
@@ -172,7 +308,27 @@ class OpttySeeding:
             if merchant not in known:
                 problems.append(scenario.problem(
                     (*where, "merchantId"), f"unknown Optty merchant {merchant!r}"))
-            captured = _seed_captured(order)
+            captured, authorised, voided = seed_money(
+                order, _section_rules(state, section, order["bnplProvider"]))
+            if captured + voided > authorised:
+                problems.append(scenario.problem(
+                    where, f"captured {captured:.2f} and voided {voided:.2f} together exceed the "
+                           f"{authorised:.2f} authorised"))
+            if order.get("captures") and "captured" in order \
+                    and _sum(order["captures"]) != captured:
+                problems.append(scenario.problem(
+                    (*where, "captures"), f"captures total {_sum(order['captures']):.2f}, not the "
+                                          f"{captured:.2f} captured"))
+            for kind, field_name in (("captures", "captureReference"),
+                                     ("voids", "voidReference")):
+                for l_index, item in enumerate(order.get(kind) or []):
+                    owner = state.seeded_lifecycle.get((merchant, field_name, item[field_name]))
+                    if owner is not None and owner != order["orderReference"] \
+                            and (merchant, owner) not in reseeded:
+                        problems.append(scenario.problem(
+                            (*where, kind, l_index, field_name),
+                            f"{field_name} {item[field_name]!r} is already used by merchant "
+                            f"{merchant!r} (order {owner!r}); it must be unique per merchant"))
             refunded = Decimal(0)
             for r_index, refund in enumerate(order.get("refunds") or []):
                 if refund.get("status") != STATUS_FAILED:
@@ -196,25 +352,32 @@ class OpttySeeding:
         merchants = section.get("merchants") or []
         for m in merchants:
             merchant = Merchant(m["merchantId"], m["clientId"], m["clientSecret"],
-                                m.get("webhookUrl"))
+                                m.get("webhookUrl"), m.get("redirectUrl"), m.get("hashSecret"),
+                                _outcome(m.get("autoOutcome")))
             previous = state.merchants.get(merchant.merchant_id)
             if previous is not None:
                 state.by_client_id.pop(previous.client_id, None)
             state.merchants[merchant.merchant_id] = merchant
             state.by_client_id[merchant.client_id] = merchant
         for name, rules in (section.get("providers") or {}).items():
-            base = state.rules(name)
-            state.providers[name] = ProviderRules(
-                partial_refunds=rules.get("partialRefunds", base.partial_refunds),
-                async_refunds=rules.get("asyncRefunds", base.async_refunds),
-                callback_after=(parse_duration(rules["callbackAfter"])
-                                if "callbackAfter" in rules else base.callback_after),
-                final_status=rules.get("finalStatus", base.final_status))
+            state.providers[name] = provider_rules(state.rules(name), rules)
         orders = section.get("orders") or []
         now = session.clock.now()
         for o in orders:
             order = self._order_from_seed(session, o, now)
+            replaced = state.orders.get((order.merchant_id, order.reference))
+            if replaced is not None:
+                state.by_token.pop(replaced.order_token, None)
             state.orders[(order.merchant_id, order.reference)] = order
+            state.by_token[order.order_token] = order
+            for key in [k for k, owner in state.seeded_lifecycle.items()
+                        if k[0] == order.merchant_id and owner == order.reference]:
+                del state.seeded_lifecycle[key]
+            for kind, field_name in (("captures", "captureReference"),
+                                     ("voids", "voidReference")):
+                for item in o.get(kind) or []:
+                    state.seeded_lifecycle[(order.merchant_id, field_name,
+                                            item[field_name])] = order.reference
             state.callbacks.forget_order(order.account)
             for reference in state.seeded_by_order.pop((order.merchant_id, order.reference), ()):
                 state.seeded_references.pop((order.merchant_id, reference), None)
@@ -230,7 +393,9 @@ class OpttySeeding:
                     order.reference
                 state.seeded_by_order.setdefault((order.merchant_id, order.reference), []).append(
                     r["refundReference"])
-            session.ledger.open(order.account, order.currency, order.captured, refunds)
+            _captured, authorised, voided = seed_money(o, state.rules(order.provider))
+            session.ledger.open(order.account, order.currency, order.captured, refunds,
+                                authorised=authorised, voided=voided)
             for entry in refunds:
                 if entry.details["status"] == STATUS_PENDING:
                     # a seeded PENDING refund settles like a new one: callbackAfter from now
@@ -238,16 +403,35 @@ class OpttySeeding:
         return {"opttyMerchants": len(merchants), "opttyOrders": len(orders)}
 
     def _order_from_seed(self, session: Session, o: dict[str, Any], now: datetime) -> Order:
+        state: OpttyState = session.state(PROVIDER)
         created = parse_instant(o["created"]) if o.get("created") else now
         updated = parse_instant(o["updatedAt"]) if o.get("updatedAt") else created
-        return Order(
+        rules = state.rules(o["bnplProvider"])
+        captured, _authorised, _voided = seed_money(o, rules)
+        status = o.get("status", STATUS_SUCCESSFUL)
+        order = Order(
             reference=o["orderReference"], merchant_id=o["merchantId"],
             provider=o["bnplProvider"], amount=parse_amount(o["amount"]),
             surcharge=parse_amount(o["surcharge"]) if "surcharge" in o else Decimal(0),
-            captured=_seed_captured(o), currency=o["currency"],
-            status=o.get("status", STATUS_SUCCESSFUL), created=created, updated=updated,
+            captured=captured, currency=o["currency"],
+            status=status, created=created, updated=updated,
             bnpl_order_id=o.get("bnplOrderId") or session.ids.uuid(),
-            transaction_reference=o.get("transactionReference") or session.ids.hex(24))
+            transaction_reference=o.get("transactionReference") or session.ids.hex(24),
+            order_token=o.get("orderToken") or session.ids.uuid(),
+            failure_reason=o.get("failureReason"), reject_reason=o.get("rejectReason"),
+            cancelled_by=o.get("cancelledBy"), redirect_url=o.get("dynamicRedirectUrl"),
+            callback_url=o.get("dynamicCallbackUrl"))
+        if status == STATUS_INITIATED:
+            order.expires = created + rules.order_ttl
+        for item in o.get("captures") or []:
+            order.captures.append(capture_record(
+                item["captureReference"], parse_amount(item["amount"]),
+                parse_instant(item["createdAt"]) if item.get("createdAt") else updated))
+        for item in o.get("voids") or []:
+            order.voids.append(void_record(
+                item["voidReference"], parse_amount(item["amount"]),
+                parse_instant(item["createdAt"]) if item.get("createdAt") else updated))
+        return order
 
     @staticmethod
     def _schedule(state: OpttyState, order: Order, entry: RefundEntry, now: datetime) -> None:
@@ -410,6 +594,12 @@ class OpttyModel(OpttySeeding):
         state.callbacks.settle_due(session, session.clock.now())
         view = session.ledger.view(order.account)
         assert view is not None
+        if view.captured == 0:
+            capture_state = ("VOIDED" if view.voided > 0 and view.open_to_capture == 0
+                             else "NOT_CAPTURED")
+        else:
+            capture_state = "PARTIALLY_CAPTURED" if view.open_to_capture > 0 else "CAPTURED"
+        # the docs' fields in the docs' order (get-orders), then the sandbox's extensions
         return {
             "merchantReference": order.reference,
             "status": order.status,
@@ -418,14 +608,23 @@ class OpttyModel(OpttySeeding):
             "currency": order.currency,
             "provider": order.provider,
             "updatedAt": iso_millis(order.updated),
+            "failureReason": order.failure_reason,
             "bnplOrderId": order.bnpl_order_id,
             "transactionReference": order.transaction_reference,
-            "captureStatus": "CAPTURED" if order.captured > 0 else "NOT_CAPTURED",
+            "rejectReason": order.reject_reason,
+            "partnerConfiguration": {},
+            "cancelledBy": order.cancelled_by,
+            "captureStatus": capture_state,
             # sandbox extensions: the money as the sandbox tracks it
             "capturedAmount": f"{view.captured:.2f}",
             "refundedAmount": f"{view.refunded:.2f}",
             "refundableAmount": f"{view.remaining:.2f}",
             "refunds": [stored_refund_body(order, e) for e in view.refunds],
+            "authorisedAmount": f"{view.authorised:.2f}",
+            "voidedAmount": f"{view.voided:.2f}",
+            "openToCaptureAmount": f"{view.open_to_capture:.2f}",
+            "captures": list(order.captures),
+            "voids": list(order.voids),
         }
 
     def dashboard(self, session: Session) -> list[dict[str, Any]]:

@@ -80,7 +80,12 @@ class OpttyApp:
             "issueToken": handlers.issue_token,
             "RefundsController_refundOrder": handlers.refund_order,
             "getOrder": handlers.get_order,
+            "createOrder": handlers.create_order,
+            "captureOrder": handlers.capture_order,
+            "voidOrder": handlers.void_order,
+            "createCustomerSession": handlers.create_customer_session,
         }
+        self.lifecycle = handlers.lifecycle
         missing = set(spec.operations) ^ set(self.handlers)
         if missing:
             raise RuntimeError(f"optty spec and handlers disagree on {sorted(missing)}")

@@ -216,8 +216,13 @@ OPTTY_WORLD: dict[str, tuple[str, str, Decimal, bool, bool]] = {
     "ORD-1004": ("VOLT", "SUCCESSFUL", Decimal("60.00"), False, True),
     "ORD-1005": ("ZIP_AU", "PENDING", Decimal("0.00"), False, False),
     "ORD-1006": ("ZIP_AU", "DECLINED", Decimal("0.00"), False, False),
+    "ORD-1007": ("LATITUDE_AU", "SUCCESSFUL", Decimal("0.00"), False, False),
 }
-OPTTY_CLIENTS = {"sandbox-client": "sandbox-secret", "other-client": "other-secret"}
+# the default world's orders a capture or void can act on: orderReference -> open to capture
+OPTTY_OPEN = {"ORD-1007": Decimal("120.00")}
+OPTTY_PROVIDERS = {"ZIP_AU", "KLARNA_AU", "VOLT", "LATITUDE_AU"}
+OPTTY_CLIENTS = {"sandbox-client": "sandbox-secret", "other-client": "other-secret",
+                 "quick-client": "quick-secret"}
 NOT_ELIGIBLE = "Order is not eligible for refund"
 
 
@@ -231,7 +236,7 @@ def optty_refund(case: Any, response: Any) -> None:
         expected.problem(404, "Not Found")
     else:
         provider, status, left, full_only, _async = seeded
-        if status != "SUCCESSFUL":
+        if status != "SUCCESSFUL" or left == 0:
             expected.problem(400, NOT_ELIGIBLE)
         if money["currency"] != "AUD":
             expected.problem(400, "Refund currency must match order currency AUD")
@@ -266,6 +271,70 @@ def optty_get_order(case: Any, response: Any) -> None:
         assert body["refundableAmount"] == f"{seeded[2]:.2f}"
 
     expected.check(response, 200, lambda body: body["message"], found)
+
+
+def optty_create_order(case: Any, response: Any) -> None:
+    sent = _sent_json(response)
+    expected = Expected()
+    # a valid document may still break a business rule: sums, a provider not enabled, an
+    # existing reference, a token the provider does not take (openapi/optty.yaml, createOrder)
+    expected.problem(400, "Order reference already exists", "Not Supported",
+                     "Payment method *", "Invalid customer token", "[list]")
+
+    def created(body: Any) -> None:
+        raise AssertionError(f"unexpected success {body}")
+
+    if response.status_code == 201:
+        body = response.json()
+        assert sent["bnplProvider"] in OPTTY_PROVIDERS
+        assert body["orderReference"] == body["orderId"] == sent["orderReference"]
+        assert body["bnplProvider"] == sent["bnplProvider"]
+        assert Decimal(str(body["orderAmount"])) == Decimal(sent["orderAmount"])
+        assert body["orderDate"] == START_ISO and body["paymentStatus"] == "pending"
+        assert "/__portal/optty/" in body["redirectUrl"]
+        return
+    expected.check(response, 201, lambda body: "[list]" if isinstance(body["message"], list)
+                   else body["message"], created)
+
+
+def _optty_movement(case: Any, response: Any, kind: str) -> None:
+    sent = _sent_json(response)
+    expected = Expected()
+    amount = Decimal(sent["amount"])
+    reference = case.path_parameters["orderReference"]
+    seeded = OPTTY_WORLD.get(reference)
+    if seeded is None:
+        expected.problem(404, "Not Found")
+    elif reference not in OPTTY_OPEN:
+        expected.problem(400, f"Order is not eligible for {kind}")
+    else:
+        left = OPTTY_OPEN[reference]
+        if amount == 0:
+            expected.problem(400, "Capture amount must be greater than 0")
+        if amount > left:
+            expected.problem(400, f"You can only {kind} amount up to AUD {left:.2f}")
+
+    def moved(body: Any) -> None:
+        key = "captureReference" if kind == "capture" else "voidReference"
+        assert body[key] == sent[key]
+        assert Decimal(str(body["capturedAmount" if kind == "capture" else "amount"])) == amount
+
+    expected.check(response, 201, lambda body: body["message"], moved)
+
+
+def optty_capture_order(case: Any, response: Any) -> None:
+    _optty_movement(case, response, "capture")
+
+
+def optty_void_order(case: Any, response: Any) -> None:
+    _optty_movement(case, response, "void")
+
+
+def optty_customer_session(case: Any, response: Any) -> None:
+    def issued(body: Any) -> None:
+        assert body["ttl"] == 604800 and body["token"].count(".") == 2
+
+    Expected().check(response, 201, lambda body: body["message"], issued)
 
 
 def optty_issue_token(case: Any, response: Any) -> None:
@@ -387,6 +456,26 @@ def admin_reset_clock(case: Any, response: Any) -> None:
                                "offsetSeconds": 0}
 
 
+def admin_optty_outcome(case: Any, response: Any) -> None:
+    # the default world's orders: PENDING ORD-1005 takes an outcome; the others are final;
+    # ORD-2001 belongs to another merchant, still found (the admin API sees every merchant)
+    reference = case.path_parameters["orderReference"]
+    body = response.json()
+    sent = _sent_json(response)
+    if reference not in OPTTY_WORLD and reference != "ORD-2001":
+        assert response.status_code in (404, 400), body
+        return
+    if sent.get("status") != "PENDING" and ("after" in sent or "finalStatus" in sent):
+        assert response.status_code == 400, body
+        return
+    if reference == "ORD-1005" and sent.get("merchantId", "sandbox-merchant") == \
+            "sandbox-merchant":
+        assert response.status_code == 200, body
+        assert body["redirectUrl"] is None and body["status"] == sent["status"]
+        return
+    assert response.status_code in (404, 409), body
+
+
 ORACLES: dict[str, Callable[[Any, Any], None]] = {
     "createRefund": afterpay_create_refund,
     "getPayment": afterpay_get_payment,
@@ -394,6 +483,11 @@ ORACLES: dict[str, Callable[[Any, Any], None]] = {
     "issueToken": optty_issue_token,
     "RefundsController_refundOrder": optty_refund,
     "getOrder": optty_get_order,
+    "createOrder": optty_create_order,
+    "captureOrder": optty_capture_order,
+    "voidOrder": optty_void_order,
+    "createCustomerSession": optty_customer_session,
+    "opttyOrderOutcome": admin_optty_outcome,
     "health": admin_health,
     "reset": admin_reset,
     "loadScenario": admin_load_scenario,

@@ -28,7 +28,7 @@ import schemathesis
 from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
-from hypothesis.stateful import initialize
+from hypothesis.stateful import initialize, rule
 
 from mock_server.app import create_app
 from mock_server.resources import spec_path
@@ -78,12 +78,28 @@ AFTERPAY = load(
                                            "probability": 0.6}})
 OPTTY = load(
     "optty",
-    dictionaries={"refundable": {"values": ["ORD-1001", "ORD-1001", "ORD-1004"]},
+    dictionaries={"refundable": {"values": ["ORD-1001", "ORD-1001", "ORD-1004", "LIFE-1",
+                                            "LIFE-1", "LIFE-1"]},
+                  # captures and voids (tests/contract/optty.toml) on the created order
+                  "optty-capturable": {"values": ["LIFE-1"]},
+                  # captures that fit the created order (at least 20.00) and cover small refunds
+                  "optty-movement-amounts": {"values": [5, 10, 15, 20]},
                   "small-amounts": {"values": [0.01, 1, 5.5, 10, 12.34]}},
     parameters={"path.orderReference": {"dictionary": "refundable", "probability": 0.9},
+                "body.amount": {"dictionary": "small-amounts", "probability": 0.8},
                 "body.refundAmount.currency": {"dictionary": "optty-currency",
                                                "probability": 0.95},
                 "body.refundAmount.amount": {"dictionary": "small-amounts", "probability": 0.8}})
+def OPTTY_TOKEN() -> str:  # noqa: N802 - a constant's name: the sandbox merchant's token
+    case = OPTTY["/token"]["POST"].Case(
+        body={"client_id": "sandbox-client", "client_secret": "sandbox-secret",
+              "grant_type": "client_credentials", "scope": "api-user"},
+        media_type="application/x-www-form-urlencoded")
+    response = case.call_and_validate()
+    assert response.status_code == 201, response.text
+    return str(response.json()["access_token"])
+
+
 # how often a run walked each part of the chain: a run that never replays or reads back a refund
 # proves nothing, so the test cases below fail it
 WALKED: Counter[str] = Counter()
@@ -268,25 +284,67 @@ class AfterpayLinks(InSession, AFTERPAY.as_state_machine()):  # type: ignore[mis
 # -- Optty -------------------------------------------------------------------------------------
 
 OPTTY_ACCOUNTS = {"ORD-1002": (Decimal("50.00"), Decimal("25.02")),
-                  "ORD-1004": (Decimal("60.00"), Decimal(0))}
+                  "ORD-1004": (Decimal("60.00"), Decimal(0)),
+                  "ORD-1007": (Decimal(0), Decimal(0))}
+# what the default world's orders have open to capture (ORD-1007: a deferred provider's)
+OPTTY_OPEN = {"ORD-1007": Decimal("120.00")}
 SEEDED_ORDER = "ORD-1001"
+CREATED_ORDER = "LIFE-1"
 DUPLICATE = "Refund reference already exists"
+DEFERRED_PROVIDERS = {"LATITUDE_AU"}
+
+
+def created_order_body(provider: str, amount: Decimal) -> dict[str, Any]:
+    address = {"streetAddress": "1 Main St", "city": "Sydney", "country": "AU",
+               "postalCode": "2000"}
+    return {"orderReference": CREATED_ORDER, "bnplProvider": provider, "purchaseCountry": "AU",
+            "purchaseCurrency": "AUD", "locale": "en_AU", "orderAmount": float(amount),
+            "orderItems": [{"name": "Item", "quantity": 1, "sku": "", "unitPrice": float(amount),
+                            "totalAmount": float(amount)}],
+            "customer": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"},
+            "billingAddress": address, "shippingAddress": address}
 
 
 class OpttyLinks(InSession, OPTTY.as_state_machine()):  # type: ignore[misc]
+    """The lifecycle: the seed step creates an order through POST /orders and gives it the
+    shopper's approval through the admin outcome call (both checked against their specs); the
+    links then capture (CaptureCreatedOrder), void the rest (VoidTheRest), refund what was
+    captured (RefundCapturedOrder) and read it back, against a model of the money."""
+
     def setup(self) -> None:
         self.session = fresh("stateful-optty")
         self.accounts = {key: Account(captured, refunded)
                          for key, (captured, refunded) in OPTTY_ACCOUNTS.items()}
+        self.open = dict(OPTTY_OPEN)
         self.references: dict[str, Decimal] = {}
+        self.movements: set[tuple[str, str]] = set()  # (captureReference|voidReference, ref)
 
-    @initialize(amount=money, surcharge=st.sampled_from([Decimal(0), Decimal("2.50")]))
-    def seed_order(self, amount: Decimal, surcharge: Decimal) -> None:
+    @initialize(amount=money, surcharge=st.sampled_from([Decimal(0), Decimal("2.50")]),
+                provider=st.sampled_from(["LATITUDE_AU", "LATITUDE_AU", "LATITUDE_AU", "ZIP_AU"]),
+                created=st.decimals(min_value=Decimal("20.00"), max_value=Decimal("500.00"),
+                                    places=2))
+    def seed_order(self, amount: Decimal, surcharge: Decimal, provider: str,
+                   created: Decimal) -> None:
         order = {"orderReference": SEEDED_ORDER, "merchantId": "sandbox-merchant",
                  "bnplProvider": "ZIP_AU", "amount": f"{amount}", "surcharge": f"{surcharge}",
                  "currency": "AUD", "status": "SUCCESSFUL"}
         seed(self.session, {"name": "stateful", "optty": {"orders": [order]}})
         self.accounts[SEEDED_ORDER] = Account(amount + surcharge)
+        # order -> outcome: POST /orders, then the shopper's approval (admin outcome)
+        token = OPTTY_TOKEN()
+        create = OPTTY["/orders"]["POST"].Case(
+            body=created_order_body(provider, created), media_type="application/json",
+            headers={SESSION_HEADER: self.session, "Authorization": f"Bearer {token}"})
+        response = create.call_and_validate()
+        assert response.status_code == 201, response.text
+        outcome = ADMIN["/__admin/optty/orders/{orderReference}/outcome"]["POST"].Case(
+            path_parameters={"orderReference": CREATED_ORDER}, body={"status": "SUCCESSFUL"},
+            media_type="application/json", headers={SESSION_HEADER: self.session, **ADMIN_AUTH})
+        decided = outcome.call_and_validate()
+        assert decided.status_code == 200 and decided.json()["status"] == "SUCCESSFUL"
+        deferred = provider in DEFERRED_PROVIDERS
+        self.accounts[CREATED_ORDER] = Account(Decimal(0) if deferred else created)
+        self.open[CREATED_ORDER] = created if deferred else Decimal(0)
 
     def validate_response(self, response: Any, case: Any, additional_checks: Any = None,
                           **kwargs: Any) -> None:
@@ -297,6 +355,46 @@ class OpttyLinks(InSession, OPTTY.as_state_machine()):  # type: ignore[misc]
                 self._refund(case, response)
             elif operation == "getOrder" and response.status_code == 200:
                 self._read_back(case.path_parameters["orderReference"], response.json())
+            elif operation in ("captureOrder", "voidOrder"):
+                self._movement(operation, case, response)
+            elif operation == "createOrder" and response.status_code == 201:
+                # a generated order: INITIATED, nothing to capture or refund yet
+                reference = response.json()["orderReference"]
+                assert reference not in self.accounts, "an order reference is used only once"
+                self.accounts[reference] = Account(Decimal(0))
+
+    @rule()
+    def read_back_created_order(self) -> None:
+        """GET the created order at any step (checked against its spec and the model), so that
+        whatever the links did to it is read back."""
+        token = OPTTY_TOKEN()
+        case = OPTTY["/orders/{orderReference}"]["GET"].Case(
+            path_parameters={"orderReference": CREATED_ORDER},
+            headers={SESSION_HEADER: self.session, "Authorization": f"Bearer {token}"})
+        response = case.call_and_validate()
+        assert response.status_code == 200, response.text
+        with recorded(f"read back {CREATED_ORDER} -> {response.text[:200]}"):
+            self._read_back(CREATED_ORDER, response.json())
+
+    def _movement(self, operation: str, case: Any, response: Any) -> None:
+        sent = _sent(response)
+        key = "captureReference" if operation == "captureOrder" else "voidReference"
+        if response.status_code != 201:
+            if isinstance(sent.get(key), str) and (key, sent[key]) in self.movements:
+                WALKED["optty movement repeat"] += 1
+            return
+        reference = case.path_parameters["orderReference"]
+        body = response.json()
+        assert (key, body[key]) not in self.movements, f"a {key} is used only once"
+        self.movements.add((key, body[key]))
+        amount = Decimal(str(body["capturedAmount" if operation == "captureOrder"
+                                 else "amount"]))
+        left = self.open.get(reference, Decimal(0))
+        assert amount <= left, "never more captured and voided than authorised"
+        self.open[reference] = left - amount
+        if operation == "captureOrder":
+            self.accounts[reference].captured += amount
+            WALKED["optty capture"] += 1
 
     def _refund(self, case: Any, response: Any) -> None:
         reference = _sent(response).get("refundReference")
@@ -325,8 +423,12 @@ class OpttyLinks(InSession, OPTTY.as_state_machine()):  # type: ignore[misc]
         assert Decimal(body["refundableAmount"]) == account.left
         assert Decimal(body["refundedAmount"]) == (
             account.captured - account.left), "refunded = captured - refundable"
+        assert Decimal(body["capturedAmount"]) == account.captured
+        assert Decimal(body["openToCaptureAmount"]) == self.open.get(reference, Decimal(0))
         if account.refunds:
             WALKED["optty read-back"] += 1
+            if reference == CREATED_ORDER and body["captures"]:
+                WALKED["optty order-capture-refund read-back"] += 1
 
     def teardown(self) -> None:
         journal_agrees(self.session, "optty", "RefundsController_refundOrder", "bnplRefundId",
@@ -371,3 +473,6 @@ class TestOpttyLinks(OpttyLinks.TestCase):  # type: ignore[misc,name-defined]
         run_reporting_the_model(super().runTest)
         assert WALKED["optty repeat"] > 0, "no refund was repeated through RepeatRefund"
         assert WALKED["optty read-back"] > 0, "no refund was read back through the links"
+        assert WALKED["optty capture"] > 0, "no capture was made through the links"
+        assert WALKED["optty order-capture-refund read-back"] > 0, (
+            "no created, approved, captured and refunded order was read back")

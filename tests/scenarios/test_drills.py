@@ -103,8 +103,9 @@ def test_every_drill_is_a_valid_scenario() -> None:
     from mock_server.cli import main
 
     assert sorted(p.stem for p in DRILLS.glob("*.yaml")) == [
-        "afterpay-read-timeout", "flaky-network", "idempotency-409", "optty-token-expiry",
-        "over-refund-race", "provider-outage"]
+        "afterpay-read-timeout", "flaky-network", "idempotency-409", "optty-abandoned-order",
+        "optty-declined", "optty-shopper-cancels", "optty-token-expiry", "over-refund-race",
+        "provider-outage"]
     assert main(["check", str(DRILLS)]) == 0
 
 
@@ -255,3 +256,48 @@ def test_two_clients_racing_to_over_refund_one_order(drill: Callable[[str], Dril
     assert json.loads(loser.content)["message"] == "You can only refund amount up to AUD 40.00"
     order = d.client.get("/orders/ORD-RACE-1", headers={"Authorization": f"Bearer {token}"})
     assert order.json()["refundableAmount"] == "40.00"
+
+
+def _optty_order(d: Drill, token: str, reference: str) -> httpx.Response:
+    from tests.api.optty.test_lifecycle import plugin_order
+
+    return d.client.post("/orders", json=plugin_order(reference),
+                         headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize(("name", "status", "field", "value"), [
+    ("optty-declined", "DECLINED", "rejectReason", "Payment declined by ZIP_AU"),
+    ("optty-shopper-cancels", "CANCELLED", "cancelledBy", "user"),
+])
+def test_the_shopper_declines_or_cancels(name: str, status: str, field: str, value: str,
+                                         drill: Callable[[str], Drill]) -> None:
+    d = drill(name)
+    token = d.token()
+    created = _optty_order(d, token, "5-1764720000drll")
+    assert created.status_code == 201
+    assert created.json()["paymentStatus"] == status.lower()
+    auth = {"Authorization": f"Bearer {token}"}
+    order = d.client.get("/orders/5-1764720000drll", headers=auth).json()
+    assert order["status"] == status and order[field] == value
+    assert order["capturedAmount"] == "0.00"
+    refund = d.client.post("/orders/5-1764720000drll/refund", headers=auth, json={
+        "refundReference": "r", "refundAmount": {"amount": 1, "currency": "AUD"},
+        "refundDescription": "drill"})
+    assert refund.json()["message"] == "Order is not eligible for refund"
+    # the page, opened late, shows the outcome and links back with the signed status
+    page = httpx.get(created.json()["redirectUrl"])  # a browser's request: no session header
+    assert page.status_code == 200
+    assert f"status={status}" in page.text and "hash=" in page.text
+
+
+def test_an_order_nobody_opens_is_cancelled_by_the_system(
+        drill: Callable[[str], Drill]) -> None:
+    d = drill("optty-abandoned-order")
+    token = d.token()
+    url = _optty_order(d, token, "6-1764720000drll").json()["redirectUrl"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert d.client.get("/orders/6-1764720000drll", headers=auth).json()["status"] == "INITIATED"
+    d.client.post("/__admin/clock/advance", json={"minutes": 10})
+    order = d.client.get("/orders/6-1764720000drll", headers=auth).json()
+    assert (order["status"], order["cancelledBy"]) == ("CANCELLED", "system")
+    assert httpx.post(url, data={"status": "SUCCESSFUL"}).status_code == 409

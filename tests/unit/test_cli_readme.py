@@ -73,3 +73,23 @@ def test_health_check_answers_as_documented(sandbox_server: SandboxServer) -> No
     up = subprocess.run([*probe, f"{sandbox_server.url}/__admin/health"], timeout=60, check=False)
     down = subprocess.run([*probe, "http://127.0.0.1:9/__admin/health"], timeout=60, check=False)
     assert (up.returncode, down.returncode) == (0, 1)
+
+
+def test_the_optty_full_flow_runs_as_written(sandbox_server: SandboxServer) -> None:
+    # the README's curl commands, verbatim but for the base URL, against a real server
+    section = README.read_text().split("\n### Optty: from order to refund\n", 1)[1]
+    script = blocks(section.split("\n## ", 1)[0], "sh")[0]
+    script = script.replace("SANDBOX=http://127.0.0.1:8080", f"SANDBOX={sandbox_server.url}")
+    ran = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr
+    answers = [json.loads(line) for line in ran.stdout.replace("}{", "}\n{").splitlines()
+               if line.strip()]
+    created, outcome, capture, void, refund, order = answers
+    assert created["redirectUrl"].endswith(created["orderToken"])
+    assert outcome["status"] == "SUCCESSFUL"
+    assert capture["capturedAmount"] == 60 and void["amount"] == 50
+    assert refund["refundedAmount"] == "20.00"
+    assert (order["status"], order["captureStatus"], order["capturedAmount"],
+            order["voidedAmount"], order["refundableAmount"]) == (
+        "SUCCESSFUL", "CAPTURED", "60.00", "50.00", "40.00")
