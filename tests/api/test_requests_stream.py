@@ -157,7 +157,7 @@ def test_a_reset_is_announced_and_the_stream_follows_the_new_journal(
 @pytest.mark.parametrize("query, message", [
     ({"status": "600"}, "status must be an integer from 0 to 599"),
     ({"status": "x"}, "status must be an integer from 0 to 599"),
-    ({"provider": "paypal"}, "provider must be one of afterpay, optty, admin"),
+    ({"provider": "paypal"}, "provider must be one of afterpay, optty, admin, portal"),
     ({"limit": "0"}, "limit must be an integer from 1 to 10000"),
     ({"after": "-1"}, "after must be an integer from 0 to 9223372036854775807"),
 ])

@@ -465,7 +465,8 @@ class TestAfterpayLinks(AfterpayLinks.TestCase):  # type: ignore[misc,name-defin
 
 
 class TestOpttyLinks(OpttyLinks.TestCase):  # type: ignore[misc,name-defined]
-    settings = stateful_settings
+    # more scenarios: the order lifecycle's links share the walk with the refund's
+    settings = settings(stateful_settings, max_examples=60, stateful_step_count=10)
 
     def runTest(self) -> None:
         WALKED.clear()

@@ -97,7 +97,7 @@ def test_a_seeded_initiated_order_expires_and_can_be_decided(optty: Any) -> None
 def test_inconsistent_lifecycle_seeds_are_refused_whole(order: dict[str, Any], problem: str,
                                                         optty: Any) -> None:
     answer = load(optty, {**ORDER, "orderReference": "BAD", **order})
-    assert answer.status_code == 400
+    assert answer.status_code == 422
     assert any(problem in line for line in answer.json()["problems"]), answer.json()
     assert optty.http.get("/orders/BAD", headers=optty.auth()).status_code == 404
 
