@@ -329,6 +329,14 @@ class _Calls:
     def metrics() -> _Call[str]:
         return _Call("GET", "/__admin/metrics", str)
 
+    @staticmethod
+    def optty_outcome(order_reference: str, status: str, extra: Mapping[str, Any]
+                      ) -> _Call[dict[str, Any]]:
+        from urllib.parse import quote
+
+        return _Call("POST", f"/__admin/optty/orders/{quote(order_reference, safe='')}/outcome",
+                     dict, json={"status": status, **extra})
+
 
 def _answer(call: _Call[T], response: httpx.Response) -> T:
     __tracebackhide__ = True
@@ -516,6 +524,12 @@ class SandboxClient(_Base):
 
     # -- metrics ----------------------------------------------------------------------------
 
+    def optty_outcome(self, order_reference: str, status: str, **extra: Any) -> dict[str, Any]:
+        """The shopper's step for an Optty order without a browser: status SUCCESSFUL,
+        DECLINED, CANCELLED, ERROR or PENDING (extra: finalStatus, after, reason, merchantId).
+        Returns the outcome, with the redirect URL the shopper's page would send them to."""
+        return self._run(_Calls.optty_outcome(order_reference, status, extra))
+
     def metrics(self) -> str:
         """The server's metrics in the Prometheus text format (all sessions together)."""
         return self._run(_Calls.metrics())
@@ -635,6 +649,10 @@ class AsyncSandboxClient(_Base):
 
     async def reset_clock(self) -> Clock:
         return await self._run(_Calls.reset_clock())
+
+    async def optty_outcome(self, order_reference: str, status: str,
+                            **extra: Any) -> dict[str, Any]:
+        return await self._run(_Calls.optty_outcome(order_reference, status, extra))
 
     async def metrics(self) -> str:
         return await self._run(_Calls.metrics())

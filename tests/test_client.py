@@ -223,3 +223,13 @@ def test_unloading_a_scenario_says_what_it_seeded_stays(sandbox: RunningSandbox,
         "client_id": "c-9", "client_secret": "s-9", "grant_type": "client_credentials",
         "scope": "api-user"})
     assert token.status_code in (200, 201)  # the seeded merchant is still in force, no rule
+
+
+def test_the_optty_outcome_is_a_client_call(sandbox: RunningSandbox, session: str) -> None:
+    client = sandbox.client(session)
+    # ORD-1005 is PENDING in the default world: the shopper's step decides it
+    outcome = client.optty_outcome("ORD-1005", "DECLINED", reason="card declined")
+    assert (outcome["orderReference"], outcome["status"]) == ("ORD-1005", "DECLINED")
+    with pytest.raises(SandboxError) as refused:  # final now: its outcome cannot change
+        client.optty_outcome("ORD-1005", "SUCCESSFUL")
+    assert refused.value.status == 409
