@@ -25,7 +25,7 @@ from mock_server.core.scenarios import (
 # is read as the text it was written with ("amount: 120.00" is "120.00"; ids written as numbers
 # become strings), and the text then meets the field's own schema.
 _PROVIDER_DEFS = ("afterpayMerchant", "afterpayPayment", "afterpayRefund", "opttyMerchant",
-                  "opttyOrder", "opttyRefund")
+                  "opttyProvider", "opttyOrder", "opttyRefund", "opttyCapture", "opttyVoid")
 # the same for a scenario's and a fault rule's name
 _NAMED = (("properties",), ("$defs", "faultRule", "properties"))
 _WRITTEN_NUMBER = {
