@@ -466,7 +466,7 @@ class TestAfterpayLinks(AfterpayLinks.TestCase):  # type: ignore[misc,name-defin
 
 class TestOpttyLinks(OpttyLinks.TestCase):  # type: ignore[misc,name-defined]
     # more scenarios: the order lifecycle's links share the walk with the refund's
-    settings = settings(stateful_settings, max_examples=60, stateful_step_count=10)
+    settings = settings(stateful_settings, max_examples=100, stateful_step_count=12)
 
     def runTest(self) -> None:
         WALKED.clear()
