@@ -152,6 +152,20 @@ class Ledger(ABC):
     def stats(self) -> Mapping[str, int]: ...
 
 
+def opening(captured: Decimal, refunds: Iterable[RefundEntry], authorised: Decimal | None,
+            voided: Decimal) -> tuple[list[RefundEntry], Decimal, Decimal]:
+    """What every store checks before it opens an account: (the refunds, what they refunded,
+    what was authorised); RefundExceeded or CaptureExceeded when the totals do not add up."""
+    entries = list(refunds)
+    refunded = sum((e.amount for e in entries if not e.reversed), Decimal(0))
+    if refunded > captured:
+        raise RefundExceeded(captured - refunded)
+    authorised = captured if authorised is None else authorised
+    if captured + voided > authorised:
+        raise CaptureExceeded(authorised - captured - voided)
+    return entries, refunded, authorised
+
+
 # RefundEntry and StoredAnswer as plain tuples (see above)
 _Stored = tuple[Any, ...]
 
@@ -198,13 +212,7 @@ class InMemoryLedger(Ledger):
     def open(self, key: AccountKey, currency: str, captured: Decimal,
              refunds: Iterable[RefundEntry] = (), *, authorised: Decimal | None = None,
              voided: Decimal = Decimal(0)) -> None:
-        entries = list(refunds)
-        refunded = sum((e.amount for e in entries if not e.reversed), Decimal(0))
-        if refunded > captured:
-            raise RefundExceeded(captured - refunded)
-        authorised = captured if authorised is None else authorised
-        if captured + voided > authorised:
-            raise CaptureExceeded(authorised - captured - voided)
+        entries, refunded, authorised = opening(captured, refunds, authorised, voided)
         with self._lock:
             for forgotten in self._keys_of.pop(key, ()):
                 self._answers.pop(forgotten, None)

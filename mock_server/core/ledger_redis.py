@@ -27,6 +27,7 @@ from mock_server.core.ledger import (
     RefundExceeded,
     StoredAnswer,
     UnknownAccount,
+    opening,
 )
 from mock_server.core.ledger_codec import (
     FORMAT_VERSION,
@@ -184,13 +185,7 @@ class RedisLedger(Ledger):
     def open(self, key: AccountKey, currency: str, captured: Decimal,
              refunds: Iterable[RefundEntry] = (), *, authorised: Decimal | None = None,
              voided: Decimal = Decimal(0)) -> None:
-        entries = list(refunds)
-        refunded = sum((e.amount for e in entries if not e.reversed), Decimal(0))
-        if refunded > captured:
-            raise RefundExceeded(captured - refunded)
-        authorised = captured if authorised is None else authorised
-        if captured + voided > authorised:
-            raise CaptureExceeded(authorised - captured - voided)
+        entries, refunded, authorised = opening(captured, refunds, authorised, voided)
         account, refund_list, keys_of = self._keys(key)
         self._scripts["open"](keys=[account, refund_list, keys_of], args=[
             currency, cents(authorised), cents(captured), cents(refunded), cents(voided),

@@ -27,6 +27,7 @@ from mock_server.core.ledger import (
     RefundExceeded,
     StoredAnswer,
     UnknownAccount,
+    opening,
 )
 from mock_server.core.ledger_codec import (
     FORMAT_VERSION,
@@ -109,13 +110,7 @@ class SqliteLedger(Ledger):
     def open(self, key: AccountKey, currency: str, captured: Decimal,
              refunds: Iterable[RefundEntry] = (), *, authorised: Decimal | None = None,
              voided: Decimal = Decimal(0)) -> None:
-        entries = list(refunds)
-        refunded = sum((e.amount for e in entries if not e.reversed), Decimal(0))
-        if refunded > captured:
-            raise RefundExceeded(captured - refunded)
-        authorised = captured if authorised is None else authorised
-        if captured + voided > authorised:
-            raise CaptureExceeded(authorised - captured - voided)
+        entries, refunded, authorised = opening(captured, refunds, authorised, voided)
         account = key_text(key)
         with self._transaction() as db:
             db.execute("DELETE FROM answers WHERE ns = ? AND account = ?", (self._ns, account))
