@@ -59,6 +59,16 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
+def _public_url(text: str) -> str:
+    from urllib.parse import urlsplit
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+            or parts.fragment:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) base URL (e.g. http://sandbox.test:8080)")
+    return text.strip().rstrip("/")
+
+
 # flag -> (type, help); each is also read from MOCK_SERVER_<FLAG>
 _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
     "host": (str, "address to bind (default 127.0.0.1)"),
@@ -77,6 +87,8 @@ _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
     "max-body-bytes": (_positive_int, "largest request body accepted (default 1048576)"),
     "shutdown-timeout": (_duration, "on SIGTERM/SIGINT, how long in-flight requests and pending "
                                     "callbacks get to finish (default 5s)"),
+    "public-url": (_public_url, "base URL browsers reach the sandbox at, for the shopper "
+                                "pages in redirect URLs (default: the request's Host)"),
 }
 _CHOICES = {"log-format": ("text", "json"), "log-level": ("debug", "info", "warning", "error")}
 

@@ -25,3 +25,6 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # on SIGTERM/SIGINT: in-flight requests, then shutdown hooks (pending callbacks), share this
     shutdown_timeout: timedelta = field(default_factory=lambda: timedelta(seconds=5))
+    # the base URL shoppers' browsers reach the sandbox at (portal pages in redirect URLs);
+    # None: the Host of the request that created the checkout
+    public_url: str | None = None
