@@ -283,7 +283,8 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
     world = World(settings, models, startup, time_source=time_source)
     app = SandboxApp(world, [])
     admin = AdminApp(specs["admin"], app)
-    app.providers = [admin, afterpay, optty]
+    from mock_server.afterpay.portal import AfterpayPortalApp
+    app.providers = [admin, afterpay, AfterpayPortalApp(afterpay.lifecycle), optty]
     app.fallback = optty
     for provider in app.providers:
         attach = getattr(provider, "attach", None)

@@ -93,6 +93,9 @@ class AdminApp:
             "freezeClock": self.freeze_clock,
             "advanceClock": self.advance_clock,
             "resetClock": self.reset_clock,
+            # the shopper's step, headless (mock_server.afterpay.portal)
+            "confirmAfterpayCheckout": self.confirm_afterpay_checkout,
+            "cancelAfterpayCheckout": self.cancel_afterpay_checkout,
         }
         missing = set(spec.operations) ^ set(operations)
         if missing:
@@ -245,6 +248,22 @@ class AdminApp:
     async def reset_clock(self, ctx: Context) -> Response:
         ctx.session.clock.reset()
         return json_response(_clock(ctx.session))
+
+
+    async def confirm_afterpay_checkout(self, ctx: Context) -> Response:
+        return self._afterpay_consumer(ctx, "confirm")
+
+    async def cancel_afterpay_checkout(self, ctx: Context) -> Response:
+        return self._afterpay_consumer(ctx, "cancel")
+
+    def _afterpay_consumer(self, ctx: Context, action: str) -> Response:
+        from mock_server.afterpay.portal import AdminActionError, admin_consumer_action
+        afterpay = next(p for p in self.app.providers if p.name == "afterpay"
+                        and hasattr(p, "lifecycle"))
+        try:
+            return json_response(admin_consumer_action(afterpay.lifecycle, ctx, action))
+        except AdminActionError as err:
+            raise AdminError(err.status, err.error, err.message) from None
 
 
 def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
