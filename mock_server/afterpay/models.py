@@ -258,14 +258,19 @@ class AfterpayModel:
         explicit_state = p.get("state")
         captured = _seed_captured(p, amount)
         if explicit_state is None:
-            explicit_state = ("CAPTURED" if captured >= amount else
-                              "PARTIALLY_CAPTURED" if captured > 0 else "AUTH_APPROVED")
+            voided = _seed_voided(p, amount, captured)
+            explicit_state = ("CAPTURED" if captured >= amount or (
+                captured > 0 and captured + voided >= amount) else
+                "VOIDED" if voided >= amount else
+                "PARTIALLY_CAPTURED" if captured > 0 else "AUTH_APPROVED")
         created = parse_instant(p["created"]) if p.get("created") else now
         currency = p.get("currency") or merchant.currencies[0]
         # recorded (GET payment): events carry "expires" and "paymentEventMerchantReference",
         # written as null when unset
+        auth_expires = parse_instant(p["authExpires"]) if p.get("authExpires") else None
         events = [{"id": session.ids.alnum(27), "created": iso_millis(created),
-                   "expires": None, "type": "AUTH_DECLINED" if explicit_state in
+                   "expires": iso_millis(auth_expires) if auth_expires is not None else None,
+                   "type": "AUTH_DECLINED" if explicit_state in
                    _DECLINED_STATES else "AUTH_APPROVED",
                    "amount": {"amount": f"{amount:.2f}", "currency": currency},
                    "paymentEventMerchantReference": None}]
@@ -288,7 +293,6 @@ class AfterpayModel:
                                "expires": None, "type": "VOIDED",
                                "amount": {"amount": f"{void.amount:.2f}", "currency": currency},
                                "paymentEventMerchantReference": None})
-        auth_expires = parse_instant(p["authExpires"]) if p.get("authExpires") else None
         return Payment(
             id=str(p["id"]), merchant_id=merchant.merchant_id,
             token=p.get("token") or f"002.{session.ids.alnum(48)}",
@@ -439,7 +443,7 @@ def _basic_credentials(authorization: str) -> tuple[str, str] | None:
 def _seed_captured(p: dict[str, Any], amount: Decimal) -> Decimal:
     if "captured" in p:
         return parse_amount(p["captured"])
-    if p.get("state") in _UNCAPTURED_STATES:
+    if p.get("state") in _UNCAPTURED_STATES or (p.get("expired") and not p.get("state")):
         return Decimal(0)
     return amount
 
