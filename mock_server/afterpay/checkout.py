@@ -3,6 +3,7 @@ in Afterpay's order: the body's shape, missing fields, the Money table, lengths,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,6 +30,10 @@ REASON_INVALID = "reason must be one of cancelledItems, amountAdjustment"  # Dec
 VOID_NOT_POSITIVE = "Void amount must be greater than zero."  # Decision
 COUNTRY_INVALID = "{path} must be a two-letter country code"  # Decision
 QUANTITY_INVALID = "{path} must be an integer"  # Decision
+NEGATIVE = "{path}.amount must not be negative"  # Decision
+# Decision: Bean Validation's @Email wording
+NOT_AN_EMAIL = "consumer.email must be a well-formed email address"
+MODE_INVALID = "mode must be one of standard, express"  # Decision
 
 REFERENCE_MAX = 128  # merchantReference, paymentEventMerchantReference ([P] SDK limits)
 REQUEST_ID_MAX = 64
@@ -59,6 +64,14 @@ def _text(value: Any, path: str, limit: int | None = None) -> str | None:
     return text
 
 
+def parse_price(value: Any, path: str, currencies: Collection[str]) -> tuple[Decimal, str]:
+    """A Money object that may be zero but not negative (prices, discounts, tax, shipping)."""
+    amount, currency = parse_money(value, path, currencies)
+    if amount < 0:
+        raise InvalidObject(NEGATIVE.format(path=path))
+    return amount, currency
+
+
 def parse_money(value: Any, path: str, currencies: Collection[str]) -> tuple[Decimal, str]:
     """The Money table's rows for the Money object at `path` (the refund's messages with the
     field's own path: `items[0].price.amount Amount field required`)."""
@@ -78,9 +91,23 @@ def money_json(amount: Decimal, currency: str) -> dict[str, str]:
     return {"amount": f"{amount:.2f}", "currency": currency}
 
 
+_HOST = re.compile(r"[A-Za-z0-9._~%!$&'()*+,;=:@\[\]-]+")
+
+
+def _is_email(text: str) -> bool:
+    local, at, domain = text.rpartition("@")
+    return bool(at and local and domain) and " " not in text and text.isprintable()
+
+
 def _is_url(text: str) -> bool:
-    parts = urlsplit(text)
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and len(text) <= URL_MAX
+    """Decision: an absolute http(s) URI (RFC 3986: printable ASCII, no spaces) with a host."""
+    if len(text) > URL_MAX or not text.isascii() or not text.isprintable() or " " in text:
+        return False
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(_HOST.fullmatch(parts.netloc))
 
 
 def _require_body(body: Any) -> dict[str, Any]:
@@ -132,7 +159,11 @@ def parse_checkout(body: Any, currencies: Collection[str]) -> CheckoutRequest:
     body = _require_body(body)
     consumer = _object(body.get("consumer"))
     merchant = _object(body.get("merchant"))
-    express = _scalar_text(body.get("mode")) == "express"
+    mode = _scalar_text(body.get("mode"))
+    if mode is not None and mode not in ("standard", "express"):
+        raise InvalidObject(MODE_INVALID)
+    express = mode == "express"
+    _text(body.get("purchaseCountry"), "purchaseCountry", 2)
     missing: list[str] = []
     if body.get("amount") is None:
         missing.append(MAY_NOT_BE_NULL.format(path="amount"))
@@ -158,6 +189,8 @@ def parse_checkout(body: Any, currencies: Collection[str]) -> CheckoutRequest:
         consumer_out[name] = text if text is not None else ("" if name != "email" else None)
     if consumer_out["email"] is None:
         del consumer_out["email"]
+    elif not _is_email(consumer_out["email"]):
+        raise InvalidObject(NOT_AN_EMAIL)
     urls: dict[str, str | None] = {}
     for name in ("redirectConfirmUrl", "redirectCancelUrl", "popupOriginUrl"):
         text = _text(merchant.get(name), f"merchant.{name}", URL_MAX)
@@ -198,14 +231,14 @@ def parse_checkout(body: Any, currencies: Collection[str]) -> CheckoutRequest:
         name = _text(discount.get("displayName"), f"discounts[{index}].displayName", 128)
         if name is not None:
             entry["displayName"] = name
-        entry["amount"] = money_json(*parse_money(discount.get("amount"),
+        entry["amount"] = money_json(*parse_price(discount.get("amount"),
                                                   f"discounts[{index}].amount", currencies))
         discounts.append(entry)
     tax = shipping_amount = None
     if body.get("taxAmount") is not None:
-        tax = money_json(*parse_money(body["taxAmount"], "taxAmount", currencies))
+        tax = money_json(*parse_price(body["taxAmount"], "taxAmount", currencies))
     if body.get("shippingAmount") is not None:
-        shipping_amount = money_json(*parse_money(body["shippingAmount"], "shippingAmount",
+        shipping_amount = money_json(*parse_price(body["shippingAmount"], "shippingAmount",
                                                   currencies))
     confirm, cancel = urls["redirectConfirmUrl"], urls["redirectCancelUrl"]
     assert confirm is not None and cancel is not None
@@ -229,7 +262,7 @@ def _item(raw: Any, path: str, currencies: Collection[str]) -> dict[str, Any]:
                 -2**31 <= int(text) < 2**31):
             raise InvalidObject(QUANTITY_INVALID.format(path=f"{path}.quantity"))
         out["quantity"] = int(text)
-    out["price"] = money_json(*parse_money(item.get("price"), f"{path}.price", currencies))
+    out["price"] = money_json(*parse_price(item.get("price"), f"{path}.price", currencies))
     for name, limit in ITEM_TEXT_LIMITS[2:]:
         text = _text(item.get(name), f"{path}.{name}", limit)
         if text is not None:

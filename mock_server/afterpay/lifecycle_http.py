@@ -4,7 +4,7 @@ configuration. The same order of checks as a refund: filters, media types, body,
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
@@ -43,8 +43,9 @@ LIST_LIMIT_DEFAULT = 20
 LIST_LIMIT_MAX = 250
 LIST_ORDER = ("createdAt", "id", "totalAmount", "merchantReference", "email")
 WARN_NEXT_LINK = "includeNextLink is not supported by the sandbox and was ignored"
-WARN_BAD_DATE = ("{name} is not an ISO 8601 date-time: real Afterpay answers 500 here "
-                 "(documented), and so does the sandbox")
+WARN_BAD_DATE = ("{name} is not an ISO 8601 date-time: real Afterpay answers 500 error "
+                 "here (documented), the sandbox 422")
+BAD_DATE = "{name} must be an ISO 8601 date-time"  # Decision
 WARN_BAD_ORDER = "orderBy {value!r} is not one of " + ", ".join(LIST_ORDER) + "; createdAt used"
 WARN_LIST_VALUES = "at most 250 values are read from each repeated filter"
 _READ = {"Cache-Control": READ_CACHE_CONTROL}
@@ -248,10 +249,12 @@ class LifecycleHandlers(AfterpayHandlers):
             for name in ("fromCreatedDate", "toCreatedDate"):
                 raw = query.get(name)
                 try:
-                    bounds.append(parse_instant(raw) if raw else None)
+                    bounds.append(_list_date(raw) if raw else None)
                 except ValueError:
+                    # Decision: the docs answer 500 here; a client's mistake is never a 5xx
+                    # from the sandbox, so it is 422 `error`, with the difference in a warning
                     ctx.warn(WARN_BAD_DATE.format(name=name))
-                    raise errors.InternalError() from None
+                    raise errors.BadListQuery(BAD_DATE.format(name=name)) from None
             if query.get("includeNextLink") is not None:
                 ctx.warn(WARN_NEXT_LINK)
             filters = {}
@@ -292,6 +295,20 @@ class LifecycleHandlers(AfterpayHandlers):
                                 for p in page]}
             return respond(ctx, 200, dumps(body), headers=_READ)
         return await self._guarded(ctx, call)
+
+
+def _list_date(raw: str) -> datetime:
+    """An ISO 8601 bound; a leap second reads as :59, a date beyond what can be compared is
+    the earliest or latest instant."""
+    text = raw.strip()
+    if len(text) > 64:
+        raise ValueError(text[:64])
+    if text[17:19] == "60" and text[13:14] == ":" and text[16:17] == ":":
+        text = text[:17] + "59" + text[19:]
+    try:
+        return parse_instant(text)
+    except OverflowError:
+        return (datetime.min if text.startswith("0") else datetime.max).replace(tzinfo=UTC)
 
 
 def _int_query(raw: str | None, default: int) -> int | None:

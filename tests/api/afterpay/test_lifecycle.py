@@ -533,7 +533,7 @@ def test_list_payments_filters_sorts_and_pages(flow: Flow) -> None:
     flow.ap.assert_error(flow.get("/v2/payments?limit=251"), 422, "error",
                          "limit must be between 1 and 250")
     bad_date = flow.get("/v2/payments?fromCreatedDate=yesterday")
-    flow.ap.assert_error(bad_date, 500, "error")
+    flow.ap.assert_error(bad_date, 422, "error", "fromCreatedDate must be an ISO 8601 date-time")
     assert "fromCreatedDate" in bad_date.headers["x-sandbox-warning"]
 
 
