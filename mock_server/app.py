@@ -284,7 +284,7 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
     app = SandboxApp(world, [])
     admin = AdminApp(specs["admin"], app)
     from mock_server.afterpay.portal import AfterpayPortalApp
-    app.providers = [admin, afterpay, AfterpayPortalApp(afterpay.lifecycle), optty]
+    app.providers = [admin, afterpay, optty, AfterpayPortalApp(afterpay.lifecycle)]
     app.fallback = optty
     for provider in app.providers:
         attach = getattr(provider, "attach", None)
