@@ -431,7 +431,9 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
                scenarios: Sequence[Scenario] | None = None) -> SandboxApp:
     """Builds the whole sandbox: specs loaded once, startup world parsed, default session seeded."""
     from mock_server.admin.routes import AdminApp
+    from mock_server.afterpay.portal import AfterpayPortal
     from mock_server.afterpay.routes import AfterpayApp
+    from mock_server.core.portal import PortalApp
     from mock_server.optty.portal import OpttyPortal
     from mock_server.optty.routes import OpttyApp
 
@@ -445,8 +447,9 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
     world = World(settings, models, startup, time_source=time_source)
     app = SandboxApp(world, [])
     admin = AdminApp(specs["admin"], app)
-    # the shopper's page last: every API request is routed without trying its path first
-    app.providers = [admin, afterpay, optty, OpttyPortal(optty)]
+    # the shopper's pages last: every API request is routed without trying their paths first
+    portal = PortalApp([AfterpayPortal(afterpay.lifecycle), OpttyPortal(optty)])
+    app.providers = [admin, afterpay, optty, portal]
     app.fallback = optty
     for provider in app.providers:
         attach = getattr(provider, "attach", None)

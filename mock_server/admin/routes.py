@@ -131,6 +131,9 @@ class AdminApp:
             "dashboardAsset": self.dashboard_asset,
             "getMetrics": self.get_metrics,
             "opttyOrderOutcome": self.optty_order_outcome,
+            # the shopper's step, headless (mock_server.afterpay.portal)
+            "confirmAfterpayCheckout": self.confirm_afterpay_checkout,
+            "cancelAfterpayCheckout": self.cancel_afterpay_checkout,
         }
         missing = set(spec.operations) ^ set(operations)
         if missing:
@@ -411,6 +414,23 @@ class AdminApp:
         return Response(exposition(self.app.metrics, self.app.world),
                         headers={"Content-Type": CONTENT_TYPE})
 
+    async def confirm_afterpay_checkout(self, ctx: Context) -> Response:
+        return self._afterpay_consumer(ctx, "confirm")
+
+    async def cancel_afterpay_checkout(self, ctx: Context) -> Response:
+        return self._afterpay_consumer(ctx, "cancel")
+
+    def _afterpay_consumer(self, ctx: Context, action: str) -> Response:
+        from mock_server.afterpay.lifecycle import ConsumerActionError
+        from mock_server.afterpay.portal import admin_consumer_action
+
+        card = _json_object(ctx).get("card", "approved") if action == "confirm" else None
+        afterpay = next(p for p in self.app.providers if p.name == "afterpay")
+        try:
+            return json_response(admin_consumer_action(
+                afterpay.lifecycle, ctx, action, card))  # type: ignore[attr-defined]
+        except ConsumerActionError as err:
+            raise AdminError(err.status, err.error, err.message) from None
 
 def _int_param(raw: str | None, name: str, low: int, high: int, *, also: str = "",
                what: str = "") -> int | None:

@@ -242,3 +242,88 @@ def error_body(err: AfterpayError, error_id: str) -> dict[str, Any]:
 def render(err: AfterpayError, error_id: str) -> bytes:
     """The error body as the bytes real Afterpay sends (Jackson pretty-printed)."""
     return jackson.dumps(error_body(err, error_id))
+
+
+# -- the payment lifecycle (checkouts, auth, capture, void: reference afterpay-lifecycle.md) ----
+
+INVALID_TOKEN_MESSAGE = "Cannot complete payment, expired or invalid token."  # recorded
+CHECKOUT_TOKEN_MESSAGE = "Invalid token"  # recorded (GET checkout)
+NOT_APPROVED_MESSAGE = "Order has not been approved."  # recorded (auth)
+NO_VALID_AUTH_MESSAGE = "A valid auth was not performed for this payment id."  # recorded
+PAYMENT_CAPTURED_MESSAGE = "The payment has already been fully captured."  # recorded
+INVALID_STATE_MESSAGE = "Order is not approved."  # recorded
+PAYMENT_VOIDED_MESSAGE = "The auth was previously voided."  # recorded
+PAYMENT_EXPIRED_MESSAGE = "The auth for this order has expired."  # Decision (code: docs)
+UNSUPPORTED_PAYMENT_TYPE_MESSAGE = "Unsupported payment type"  # Decision (docs example)
+LIMIT_MESSAGE = "limit must be between 1 and 250"  # Decision (code: docs)
+
+
+class InvalidToken(AfterpayError):
+    status = 402
+    code = "invalid_token"
+    message = INVALID_TOKEN_MESSAGE
+
+
+class CheckoutTokenInvalid(AfterpayError):
+    status = 412
+    code = "invalid_token"
+    message = CHECKOUT_TOKEN_MESSAGE
+
+
+class OrderNotApproved(AfterpayError):
+    status = 412
+    code = "invalid_order_transaction_status"
+    message = NOT_APPROVED_MESSAGE
+
+
+class NoValidAuth(AfterpayError):
+    status = 412
+    code = "error"
+    message = NO_VALID_AUTH_MESSAGE
+
+
+class PaymentCaptured(AfterpayError):
+    status = 410
+    code = "payment_captured"
+    message = PAYMENT_CAPTURED_MESSAGE
+
+
+class InvalidState(AfterpayError):
+    status = 412
+    code = "invalid_state"
+    message = INVALID_STATE_MESSAGE
+
+
+class PaymentVoided(AfterpayError):
+    status = 412
+    code = "payment_voided"
+    message = PAYMENT_VOIDED_MESSAGE
+
+
+class PaymentExpired(AfterpayError):
+    status = 412
+    code = "payment_expired"
+    message = PAYMENT_EXPIRED_MESSAGE
+
+
+class UnsupportedPaymentType(AfterpayError):
+    status = 422
+    code = "unsupported_payment_type"
+    message = UNSUPPORTED_PAYMENT_TYPE_MESSAGE
+
+
+class BadListQuery(AfterpayError):
+    status = 422
+    code = "error"
+    message = LIMIT_MESSAGE
+
+
+LIFECYCLE_ERROR_CLASSES: tuple[type[AfterpayError], ...] = (
+    InvalidToken, OrderNotApproved, PaymentCaptured, InvalidState, PaymentVoided,
+    PaymentExpired, UnsupportedPaymentType)
+for _cls in LIFECYCLE_ERROR_CLASSES:
+    _BY_CODE.setdefault(_cls.code, _cls)
+    _BY_CODE_AND_STATUS.setdefault((_cls.code, _cls.status), _cls)
+for _cls in (CheckoutTokenInvalid, NoValidAuth, BadListQuery):
+    _BY_CODE_AND_STATUS.setdefault((_cls.code, _cls.status), _cls)
+ERROR_CODE_NAMES = frozenset(_BY_CODE)

@@ -25,7 +25,7 @@ from mock_server.core.ledger import (
     StoredAnswer,
 )
 from mock_server.core.money import Money, parse_amount
-from mock_server.core.scenarios import Scenario
+from mock_server.core.scenarios import Scenario, parse_duration
 from mock_server.core.world import Session
 
 PROVIDER = "afterpay"
@@ -35,11 +35,14 @@ REFUND_WINDOW = timedelta(days=120)
 # payment states that hold no captured money unless a scenario says otherwise
 _UNCAPTURED_STATES = frozenset({"AUTH_APPROVED", "AUTH_DECLINED", "CAPTURE_DECLINED", "VOIDED"})
 _DECLINED_STATES = frozenset({"AUTH_DECLINED"})
+# the states an auth is still open in (capture and void possible, expiry pending)
+_OPEN_STATES = frozenset({"AUTH_APPROVED", "PARTIALLY_CAPTURED"})
+_ONE_MS = timedelta(milliseconds=1)
 REFUND_ID_START = 10_000_000
 # Decision (docs: an auth expires after 13 days; recorded US 2021 sandboxes 7 days, EU 2020 36 h,
 # a regional setting): AUTH_APPROVED's `expires` is `created` + 13 days - 1 ms, as recorded
 # `expires` fall a millisecond or so before the whole period
-AUTH_EXPIRY = timedelta(days=13) - timedelta(milliseconds=1)
+AUTH_EXPIRY = timedelta(days=13) - _ONE_MS
 
 # check_seed problems (scenario authors read these)
 SEED_UNKNOWN_MERCHANT = "unknown Afterpay merchant {merchant!r}"
@@ -47,6 +50,8 @@ SEED_CURRENCY_NOT_TAKEN = "merchant {merchant} does not take {currency}"
 SEED_DECLINED_WITH_CAPTURE = "a declined payment (AUTH_DECLINED) cannot have captured money"
 SEED_REFUNDS_ABOVE_CAPTURED = ("refunds total {refunded}, more than the {captured} captured "
                                "(nothing else is refundable)")
+SEED_VOIDS_ABOVE_OPEN = ("voids total {voided} and {captured} is captured: more than the "
+                         "amount {amount}")
 SEED_DUPLICATE_REFUND_ID = "refundId {refund_id} is already used by another refund"
 
 
@@ -55,6 +60,41 @@ class Merchant:
     merchant_id: str
     secret_key: str
     currencies: tuple[str, ...]  # the first is the account's own currency
+    # the lifecycle's merchant options (scenario merchant keys; reference afterpay-lifecycle.md)
+    options: MerchantOptions = field(default_factory=lambda: MerchantOptions())
+
+
+# the portal's region segment per merchant currency (the real portal: /us/, /au/, /uk/ ...)
+_COUNTRY_OF_CURRENCY = {"AUD": "au", "NZD": "nz", "USD": "us", "CAD": "ca", "GBP": "uk",
+                        "EUR": "es"}
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantOptions:
+    # Decision: the recorded configuration (1.00 / 1000.00), also checked at checkout
+    minimum_amount: Decimal = Decimal("1.00")
+    maximum_amount: Decimal = Decimal("1000.00")
+    # Decision: the current docs' 13 days (the recordings show 7 days US, 36 h EU)
+    auth_expiry: timedelta = timedelta(days=13)
+    checkout_ttl: timedelta = timedelta(hours=3)  # recorded
+    # approved | declined: checkouts are confirmed at creation (no shopper step)
+    auto_confirm: str | None = None
+    country: str | None = None
+
+    def portal_country(self, currency: str) -> str:
+        return (self.country or _COUNTRY_OF_CURRENCY.get(currency, "au")).lower()
+
+
+@dataclass(slots=True)
+class VoidEntry:
+    """A void as refunds[] lists it: its own numeric refundId in the void's answer, the VOIDED
+    event's id and time in reads when it had no requestId (recorded; fidelity notes)."""
+
+    refund_id: str
+    amount: Decimal
+    at: datetime
+    event_id: str
+    request_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -69,6 +109,12 @@ class Payment:
     created: datetime
     merchant_reference: str | None
     events: list[dict[str, Any]] = field(default_factory=list)
+    voids: list[VoidEntry] = field(default_factory=list)
+    # AUTH_APPROVED's `expires` (deferred flow); `expired` once the session clock passed it
+    auth_expires: datetime | None = None
+    expired: bool = False
+    # the checkout's details (a payment made from a checkout); None for most seeded payments
+    order_details: dict[str, Any] | None = None
 
     @property
     def account(self) -> AccountKey:
@@ -82,6 +128,9 @@ class AfterpayState:
     # every refundId handed out or seeded in the session: refund ids are unique (docs: "The
     # unique, permanent, Afterpay-generated Refund ID"), across payments too
     refund_ids: set[str] = field(default_factory=set)
+    # the lifecycle: checkouts by token, and the payment each used token became
+    checkouts: dict[str, Any] = field(default_factory=dict)
+    payment_of_token: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +193,10 @@ class AfterpayModel:
                 problems.append(scenario.problem((*where, "refunds"), SEED_REFUNDS_ABOVE_CAPTURED
                                                  .format(refunded=f"{refunded:.2f}",
                                                          captured=f"{captured:.2f}")))
+            voided = _seed_voided(p, amount, captured)
+            if p.get("state") not in _DECLINED_STATES and captured + voided > amount:
+                problems.append(scenario.problem((*where, "voids"), SEED_VOIDS_ABOVE_OPEN.format(
+                    voided=f"{voided:.2f}", captured=f"{captured:.2f}", amount=f"{amount:.2f}")))
             for r_index, r in enumerate(refunds):
                 if r.get("refundId") is None:
                     continue
@@ -162,7 +215,8 @@ class AfterpayModel:
         for m in merchants:
             state.merchants[str(m["merchantId"])] = Merchant(
                 str(m["merchantId"]), m["secretKey"],
-                tuple(dict.fromkeys([m["currency"], *m.get("currencies", ())])))
+                tuple(dict.fromkeys([m["currency"], *m.get("currencies", ())])),
+                _merchant_options(m))
         payments = section.get("payments") or []
         now = session.clock.now()
         # explicit ids first, so a generated id never takes one the scenario asks for
@@ -181,7 +235,11 @@ class AfterpayModel:
                     {k: r[k] for k in ("requestId", "merchantReference",
                                        "refundMerchantReference") if r.get(k) is not None})
                 for r in p.get("refunds") or []]
-            session.ledger.open(payment.account, payment.currency, payment.captured, refunds)
+            authorised, voided = _seed_authorised(p, payment)
+            session.ledger.open(payment.account, payment.currency, payment.captured, refunds,
+                                authorised=authorised, voided=voided)
+            if payment.token:
+                state.payment_of_token[payment.token] = payment.id
         return {"afterpayMerchants": len(merchants), "afterpayPayments": len(payments)}
 
     @staticmethod
@@ -205,16 +263,47 @@ class AfterpayModel:
         explicit_state = p.get("state")
         captured = _seed_captured(p, amount)
         if explicit_state is None:
-            explicit_state = ("CAPTURED" if captured >= amount else
-                              "PARTIALLY_CAPTURED" if captured > 0 else "AUTH_APPROVED")
+            voided = _seed_voided(p, amount, captured)
+            explicit_state = ("CAPTURED" if captured >= amount or (
+                captured > 0 and captured + voided >= amount) else
+                "VOIDED" if voided >= amount else
+                "PARTIALLY_CAPTURED" if captured > 0 else "AUTH_APPROVED")
         created = parse_instant(p["created"]) if p.get("created") else now
         currency = p.get("currency") or merchant.currencies[0]
-        events = _seed_events(session, explicit_state, amount, captured, currency, created)
+        options = merchant.options
+        if p.get("authExpires"):
+            auth_expires: datetime | None = parse_instant(p["authExpires"])
+        elif explicit_state in _OPEN_STATES or p.get("expired"):
+            # as a real auth: the event's time + the merchant's period - 1 ms
+            auth_expires = created + options.auth_expiry - _ONE_MS
+        else:
+            auth_expires = None
+        voids = [VoidEntry(str(v["refundId"]) if v.get("refundId") is not None
+                           else self._new_refund_id(session, state),
+                           parse_amount(v["amount"]),
+                           parse_instant(v["voidedAt"]) if v.get("voidedAt") else created,
+                           str(v.get("eventId") or ""), v.get("requestId"))
+                 for v in p.get("voids") or []]
+        for void in voids:
+            if not void.event_id:
+                void.event_id = session.ids.ksuid(void.at)
+        if p.get("events") is not None:
+            events = [_seedevent(session, e, created, currency) for e in p["events"]]
+        else:
+            events = _seed_events(session, explicit_state, amount, captured, currency, created,
+                                  auth_expires)
+            events.extend(event(session, "VOIDED", void.at, void.amount, currency,
+                                 event_id=void.event_id) for void in voids)
+            if p.get("expired") and auth_expires is not None:
+                left = amount - captured - sum((v.amount for v in voids), Decimal(0))
+                events.append(event(session, "EXPIRED", auth_expires, left, currency))
         return Payment(
             id=str(p["id"]), merchant_id=merchant.merchant_id,
             token=p.get("token") or f"002.{session.ids.alnum(48)}",
             currency=currency, amount=amount, captured=captured, state=explicit_state,
-            created=created, merchant_reference=p.get("merchantReference"), events=events)
+            created=created, merchant_reference=p.get("merchantReference"), events=events,
+            voids=voids, auth_expires=auth_expires, expired=bool(p.get("expired")),
+            order_details=p.get("orderDetails"))
 
     # -- rules ------------------------------------------------------------------------------
 
@@ -296,18 +385,29 @@ class AfterpayModel:
             raise errors.InvalidAmount() from None
         return entry, body
 
-    def payment_body(self, session: Session, payment: Payment) -> dict[str, Any]:
-        """GET /v2/payments/{orderId}, in the recorded key order."""
+    def payment_body(self, session: Session, payment: Payment, *, read: bool = True
+                     ) -> dict[str, Any]:
+        """The Payment object, in the recorded key order (id, token, status, created,
+        originalAmount, openToCaptureAmount, paymentState, merchantReference, refunds,
+        orderDetails, events). `read`: a GET (payment, by token, list) rather than the answer
+        of the call that changed it -- reads show a requestId-less void by its VOIDED event's
+        id and time, and items with `categories` (recorded)."""
         view = self.account(session, payment)
         currency = payment.currency
-        # recorded (solidus_afterpay immediate/capture/declined_payment): a declined immediate
-        # capture is status DECLINED with the whole amount still open to capture
-        capture_declined = payment.state == "CAPTURE_DECLINED" and payment.captured <= 0
-        open_to_capture = (payment.amount - payment.captured
-                           if payment.state in ("AUTH_APPROVED", "PARTIALLY_CAPTURED")
-                           or capture_declined else Decimal(0))
-        declined = payment.state in _DECLINED_STATES or capture_declined
-        return {
+        # recorded (solidus_afterpay immediate/capture/declined_payment, deferred/authorize/
+        # declined_payment): a declined auth or immediate capture is status DECLINED with the
+        # whole amount still open to capture
+        declined = payment.state in _DECLINED_STATES or (payment.state == "CAPTURE_DECLINED"
+                                                         and payment.captured <= 0)
+        if declined:
+            open_to_capture = payment.amount
+        else:
+            open_to_capture = max(view.open_to_capture, Decimal(0))
+        refunds = [e for e in view.refunds if not e.reversed]
+        if payment.voids:
+            refunds = sorted([*refunds, *(_void_entry(v, read) for v in payment.voids)],
+                             key=lambda e: e.at)
+        body: dict[str, Any] = {
             "id": payment.id,
             "token": payment.token,
             "status": "DECLINED" if declined else "APPROVED",
@@ -316,11 +416,15 @@ class AfterpayModel:
             "openToCaptureAmount": _money(open_to_capture, currency),
             "paymentState": payment.state,
             "merchantReference": payment.merchant_reference,
-            "refunds": [_refund_summary(e, currency) for e in view.refunds if not e.reversed],
-            "events": payment.events,
-            # sandbox extension: what is left to refund (captured minus refunded)
-            "openToRefundAmount": _money(view.remaining, currency),
+            "refunds": [_refund_summary(e, currency) for e in refunds],
         }
+        if payment.order_details is not None:
+            body["orderDetails"] = (_read_order_details(payment.order_details) if read
+                                    else payment.order_details)
+        body["events"] = payment.events
+        # sandbox extension: what is left to refund (captured minus refunded)
+        body["openToRefundAmount"] = _money(view.remaining, currency)
+        return body
 
     def account(self, session: Session, payment: Payment) -> AccountView:
         view = session.ledger.view(payment.account)
@@ -369,22 +473,27 @@ def _basic_credentials(authorization: str) -> tuple[str, str] | None:
 def _seed_captured(p: dict[str, Any], amount: Decimal) -> Decimal:
     if "captured" in p:
         return parse_amount(p["captured"])
-    if p.get("state") in _UNCAPTURED_STATES:
+    if p.get("state") in _UNCAPTURED_STATES or (p.get("expired") and not p.get("state")):
         return Decimal(0)
     return amount
 
 
-def _event(session: Session, kind: str, at: datetime, amount: Decimal, currency: str,
-           reference: str | None = None) -> dict[str, Any]:
-    """A payment event in the recorded key order; only AUTH_APPROVED has an `expires`."""
-    return {"id": session.ids.ksuid(at), "created": iso_millis(at),
-            "expires": iso_millis(at + AUTH_EXPIRY) if kind == "AUTH_APPROVED" else None,
+def event(session: Session, kind: str, at: datetime, amount: Decimal, currency: str,
+          reference: str | None = None, *, expires: datetime | None = None,
+          event_id: str | None = None) -> dict[str, Any]:
+    """A payment event in the recorded key order; only AUTH_APPROVED has an `expires` (given,
+    or the default period's); the id a KSUID of the event's second."""
+    if kind == "AUTH_APPROVED" and expires is None:
+        expires = at + AUTH_EXPIRY
+    return {"id": event_id or session.ids.ksuid(at), "created": iso_millis(at),
+            "expires": iso_millis(expires) if kind == "AUTH_APPROVED" and expires else None,
             "type": kind, "amount": {"amount": f"{amount:.2f}", "currency": currency},
             "paymentEventMerchantReference": reference}
 
 
 def _seed_events(session: Session, state: str, amount: Decimal, captured: Decimal,
-                 currency: str, created: datetime) -> list[dict[str, Any]]:
+                 currency: str, created: datetime, auth_expires: datetime | None = None
+                 ) -> list[dict[str, Any]]:
     """The events a seeded payment shows, as the recorded flows left them.
 
     recorded: an immediate capture is one CAPTURED event (solidus_afterpay
@@ -395,15 +504,64 @@ def _seed_events(session: Session, state: str, amount: Decimal, captured: Decima
     captured in part is the deferred one.
     """
     if state in _DECLINED_STATES:
-        return [_event(session, "AUTH_DECLINED", created, amount, currency)]
+        return [event(session, "AUTH_DECLINED", created, amount, currency)]
     if captured >= amount and state == "CAPTURED":
-        return [_event(session, "CAPTURED", created, captured, currency)]
+        return [event(session, "CAPTURED", created, captured, currency)]
     if state == "CAPTURE_DECLINED" and captured <= 0:
-        return [_event(session, "CAPTURE_DECLINED", created, amount, currency)]
-    events = [_event(session, "AUTH_APPROVED", created, amount, currency)]
+        return [event(session, "CAPTURE_DECLINED", created, amount, currency)]
+    events = [event(session, "AUTH_APPROVED", created, amount, currency,
+                     expires=auth_expires)]
     if captured > 0:
-        events.append(_event(session, "CAPTURED", created, captured, currency, ""))
+        events.append(event(session, "CAPTURED", created, captured, currency, ""))
     return events
+
+
+def _merchant_options(m: dict[str, Any]) -> MerchantOptions:
+    defaults = MerchantOptions()
+    return MerchantOptions(
+        minimum_amount=parse_amount(m["minimumAmount"]) if m.get("minimumAmount") is not None
+        else defaults.minimum_amount,
+        maximum_amount=parse_amount(m["maximumAmount"]) if m.get("maximumAmount") is not None
+        else defaults.maximum_amount,
+        auth_expiry=parse_duration(m["authExpiry"]) if m.get("authExpiry")
+        else defaults.auth_expiry,
+        checkout_ttl=parse_duration(m["checkoutTtl"]) if m.get("checkoutTtl")
+        else defaults.checkout_ttl,
+        auto_confirm=m.get("autoConfirm") or None,
+        country=m.get("country"))
+
+
+def _seed_voided(p: dict[str, Any], amount: Decimal, captured: Decimal) -> Decimal:
+    """What a seeded payment gave up without capture: its voids, or (none listed) what a
+    VOIDED or fully CAPTURED payment left uncaptured."""
+    if p.get("voids"):
+        return sum((parse_amount(v["amount"]) for v in p["voids"]), Decimal(0))
+    if p.get("state") in ("VOIDED", "CAPTURED") or p.get("expired"):
+        return amount - captured
+    return Decimal(0)
+
+
+def _seed_authorised(p: dict[str, Any], payment: Payment) -> tuple[Decimal, Decimal]:
+    """(authorised, voided) for the ledger: a declined auth authorised nothing; a declined
+    capture leaves nothing more to capture."""
+    if payment.state in _DECLINED_STATES:
+        return Decimal(0), Decimal(0)
+    if payment.state == "CAPTURE_DECLINED":
+        return payment.captured, Decimal(0)
+    return payment.amount, _seed_voided(p, payment.amount, payment.captured)
+
+
+def _seedevent(session: Session, e: dict[str, Any], created: datetime,
+                currency: str) -> dict[str, Any]:
+    """An event a scenario lists, in the recorded key order; `amount` a money string."""
+    amount = e.get("amount")
+    at = parse_instant(e["created"]) if e.get("created") else created
+    return {"id": str(e.get("id") or session.ids.ksuid(at)), "created": iso_millis(at),
+            "expires": iso_millis(parse_instant(e["expires"])) if e.get("expires") else None,
+            "type": e["type"],
+            "amount": None if amount is None else
+            {"amount": f"{parse_amount(amount):.2f}", "currency": e.get("currency", currency)},
+            "paymentEventMerchantReference": e.get("paymentEventMerchantReference")}
 
 
 def _money(amount: Decimal, currency: str) -> dict[str, str]:
@@ -415,6 +573,25 @@ def _references(request: RefundRequest) -> dict[str, str]:
             "refundMerchantReference": request.refund_merchant_reference,
             "currency": request.currency}
     return {k: v for k, v in refs.items() if v is not None}
+
+
+def _void_entry(void: VoidEntry, read: bool) -> RefundEntry:
+    """A void as a refunds[] entry: `{[requestId], amount, refundId, refundedAt}` (recorded)."""
+    details = {"requestId": void.request_id} if void.request_id is not None else {}
+    if read and void.request_id is None:
+        return RefundEntry(void.event_id, void.amount, void.at, details)
+    return RefundEntry(void.refund_id, void.amount, void.at, details)
+
+
+def _read_order_details(details: dict[str, Any]) -> dict[str, Any]:
+    """Reads add `"categories" : [ ]` to items sent without them (recorded)."""
+    items = details.get("items")
+    if not items or all("categories" in item for item in items):
+        return details
+    out = dict(details)
+    out["items"] = [item if "categories" in item else {**item, "categories": []}
+                    for item in items]
+    return out
 
 
 def _refund_summary(entry: RefundEntry, currency: str) -> dict[str, Any]:

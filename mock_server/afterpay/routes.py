@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from mock_server.afterpay import errors
-from mock_server.afterpay.handlers import AfterpayHandlers, error
+from mock_server.afterpay.handlers import error
+from mock_server.afterpay.lifecycle_http import LifecycleHandlers
 from mock_server.afterpay.models import AfterpayModel
 from mock_server.core.http import Context, Handler, Problem
 from mock_server.core.openapi import Spec
@@ -17,12 +18,24 @@ class AfterpayApp:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self.model = AfterpayModel()
-        handlers = AfterpayHandlers(self.model)
+        handlers = LifecycleHandlers(self.model)
+        self.lifecycle = handlers.lifecycle
         self._filters = handlers.filters
         self.handlers: dict[str, Handler] = {
             "createRefund": handlers.create_refund,
             "getPayment": handlers.get_payment,
             "ping": handlers.ping,
+            # the payment lifecycle (reference afterpay-lifecycle.md)
+            "createCheckout": handlers.create_checkout,
+            "getCheckout": handlers.get_checkout,
+            "captureFullPayment": handlers.capture_full,
+            "authorisePayment": handlers.authorise,
+            "captureDeferredPayment": handlers.capture_deferred,
+            "voidPayment": handlers.void_payment,
+            "getPaymentByToken": handlers.get_payment_by_token,
+            "listPayments": handlers.list_payments,
+            "updatePayment": handlers.update_payment,
+            "getConfiguration": handlers.get_configuration,
         }
         missing = set(spec.operations) ^ set(self.handlers)
         if missing:

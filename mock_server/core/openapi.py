@@ -230,7 +230,7 @@ def to_json_schema(schema: Any) -> Any:
         if "type" in out:
             types = out["type"] if isinstance(out["type"], list) else [out["type"]]
             out["type"] = [*types, "null"]
-            if "enum" in out:
+            if "enum" in out and None not in out["enum"]:
                 out["enum"] = [*out["enum"], None]
         else:
             out = {"anyOf": [out, {"type": "null"}]}

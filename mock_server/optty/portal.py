@@ -14,8 +14,9 @@ from urllib.parse import parse_qsl
 
 from starlette.responses import Response
 
-from mock_server.core.http import Answer, Context, Handler, Problem, answer
-from mock_server.core.openapi import Spec
+from mock_server.core.http import Context, Handler
+from mock_server.core.portal import not_found, redirect
+from mock_server.core.portal import page as _page
 from mock_server.optty.lifecycle import (
     OUTCOMES,
     PORTAL_PREFIX,
@@ -28,39 +29,20 @@ from mock_server.optty.models import FINAL_STATUSES, PROVIDER, OpttyState, Order
 if TYPE_CHECKING:
     from mock_server.optty.routes import OpttyApp
 
-HTML = b"text/html; charset=utf-8"
 # the buttons the reference lists, in its order: (label, status sent back, element id)
 BUTTONS = (("Approve", "SUCCESSFUL", "approve"), ("Decline", "DECLINED", "decline"),
            ("Cancel", "CANCELLED", "cancel"), ("Fail", "ERROR", "fail"),
            ("Leave pending", "PENDING", "pending"))
 MAX_FORM_FIELDS = 8
 
-_DOCUMENT: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {"title": "Optty shopper page (sandbox)", "version": "1"},
-    "paths": {
-        PORTAL_PREFIX + "/{bnplProvider}/{orderToken}": {
-            "get": {"operationId": "opttyPortalPage",
-                    "responses": {"200": {"description": "the page"}}},
-            "post": {"operationId": "opttyPortalOutcome",
-                     "responses": {"303": {"description": "back to the merchant"}}},
-        },
+_PATHS: dict[str, Any] = {
+    PORTAL_PREFIX + "/{bnplProvider}/{orderToken}": {
+        "get": {"operationId": "opttyPortalPage",
+                "responses": {"200": {"description": "the page"}}},
+        "post": {"operationId": "opttyPortalOutcome",
+                 "responses": {"303": {"description": "back to the merchant"}}},
     },
 }
-
-
-def _page(title: str, body: str, status: int = 200) -> Answer:
-    text = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{escape(title)}</title>"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        # no icon to fetch: a browser would otherwise ask the sandbox for /favicon.ico
-        "<link rel=\"icon\" href=\"data:,\">"
-        "<style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse}td,th{text-align:left;padding:.2em 1em .2em 0}"
-        "button{margin:.3em .3em 0 0;padding:.5em 1em}</style></head>"
-        f"<body><h1>{escape(title)}</h1>{body}</body></html>\n")
-    return answer(text.encode("utf-8"), status, HTML, (b"cache-control", b"no-store"))
 
 
 def _details(order: Order, merchant_name: str) -> str:
@@ -73,18 +55,14 @@ def _details(order: Order, merchant_name: str) -> str:
 
 
 class OpttyPortal:
-    """A provider app of its own (journaled as `portal`; fault rules never match it)."""
+    """Optty's page set of the shopper's pages (core.portal.PortalApp serves it)."""
 
-    name = "portal"
+    paths = _PATHS
 
     def __init__(self, optty: OpttyApp) -> None:
-        self.spec = Spec(self.name, _DOCUMENT)
         self.lifecycle: OrderLifecycle = optty.lifecycle
         self.handlers: dict[str, Handler] = {"opttyPortalPage": self.page,
                                              "opttyPortalOutcome": self.submit}
-
-    def owns(self, path: str) -> bool:
-        return path == PORTAL_PREFIX or path.startswith(PORTAL_PREFIX + "/")
 
     def _order(self, ctx: Context) -> Order | None:
         return self.lifecycle.by_token(ctx.session, ctx.params["bnplProvider"],
@@ -137,10 +115,7 @@ class OpttyPortal:
                          "cannot change.</p>" + _details(order, self._merchant_name(ctx, order))
                          + self._back_link(ctx, order), 409)
         if result.redirect_url is not None:
-            return Answer(b"", 303, [(b"location", result.redirect_url.encode("latin-1",
-                                                                               "replace")),
-                                     (b"cache-control", b"no-store"),
-                                     (b"content-length", b"0")])
+            return redirect(result.redirect_url)
         for warning in result.warnings:
             ctx.warn(warning)
         return _page(f"Order {status.lower()}",
@@ -148,23 +123,7 @@ class OpttyPortal:
                      + "<p>No redirect URL is known for this merchant: the shopper stays here."
                        "</p>")
 
-    def problem_response(self, ctx: Context, problem: Problem) -> Response:
-        if problem.kind == Problem.METHOD_NOT_ALLOWED:
-            response = _page("Method not allowed", "<p>Use GET or POST.</p>", 405)
-            response.raw_headers.insert(0, (b"allow", ", ".join(problem.allow).encode()))
-            return response
-        if problem.kind == Problem.PAYLOAD_TOO_LARGE:
-            return _page("Payload too large", "<p>The form is too large.</p>", 413)
-        if problem.kind == Problem.BAD_SESSION:
-            return _page("Bad request", f"<p>{escape(problem.detail)}</p>", 400)
-        if problem.kind == Problem.ROUTE_NOT_FOUND:
-            return _not_found()
-        return _page("Internal error", "<p>The sandbox failed; see its log.</p>", 500)
 
-    def error_response(self, ctx: Context, code: str, status: int | None) -> Response:
-        return _page("Error", f"<p>{escape(code)}</p>", status or 500)
-
-
-def _not_found() -> Answer:
-    return _page("Not found", "<p>No such order: the link is wrong, or the order belongs to "
-                              "another session.</p>", 404)
+def _not_found() -> Response:
+    return not_found("No such order: the link is wrong, or the order belongs to another "
+                     "session.")

@@ -180,3 +180,17 @@ def dashboard_for(live_server: Callable[[SandboxApp], LiveServer], tmp_path: Pat
 @pytest.fixture
 def dashboard(dashboard_for: Callable[..., Dashboard]) -> Dashboard:
     return dashboard_for()
+
+
+@pytest.fixture
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh headless Chromium for the shopper's pages (tests drive it with Selenium): the
+    dashboard's browser, flags and offline driver."""
+    _need_chromium()
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    driver = _driver(tmp_path / "shopper-profile")
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -205,6 +205,123 @@ def afterpay_ping(case: Any, response: Any) -> None:
     assert response.status_code == 200 and response.text == "pong"
 
 
+# -- Afterpay: the payment lifecycle (a fresh session holds no checkout: every token is unknown)
+
+AFTERPAY_MINIMUM, AFTERPAY_MAXIMUM = Decimal("1.00"), Decimal("1000.00")
+
+
+def afterpay_create_checkout(case: Any, response: Any) -> None:
+    """A checkout is created only for an amount within the configuration limits in the
+    merchant's currency; a refusal names one of the body's problems."""
+    sent = _sent_json(response)
+    money = sent.get("amount") or {}
+    text = money.get("amount")
+    if response.status_code == 201:
+        assert isinstance(text, str) and _AFTERPAY_DECIMAL.fullmatch(text), text
+        assert AFTERPAY_MINIMUM <= Decimal(text) <= AFTERPAY_MAXIMUM
+        assert money.get("currency") == AFTERPAY_MERCHANT_CURRENCY
+        body = response.json()
+        assert list(body) == ["token", "expires", "redirectCheckoutUrl"]
+        assert re.fullmatch(r"002\.[a-z0-9]{48}", body["token"])
+        assert body["redirectCheckoutUrl"].endswith(
+            f"/__portal/afterpay/au/checkout/?token={body['token']}")
+        return
+    assert response.status_code == 422, response.text
+    code = response.json()["errorCode"]
+    assert code in ("invalid_object", "invalid_amount", "unsupported_currency",
+                    "unsupported_payment_type"), code
+    if code == "unsupported_payment_type":
+        assert not AFTERPAY_MINIMUM <= Decimal(text) <= AFTERPAY_MAXIMUM
+
+
+def afterpay_unknown_checkout(case: Any, response: Any) -> None:
+    expected = Expected()
+    expected.problem(412, "invalid_token")
+    expected.check(response, 200, lambda body: body["errorCode"], lambda body: None)
+
+
+def afterpay_pay_with_token(case: Any, response: Any) -> None:
+    expected = Expected()
+    token = (_sent_json(response) or {}).get("token")
+    if token in ("", None):
+        expected.problem(422, "invalid_object")
+    else:
+        expected.problem(402, "invalid_token")
+    expected.problem(422, "invalid_object")  # a reference longer than its limit
+    expected.check(response, 201, lambda body: body["errorCode"], lambda body: None)
+
+
+# what a capture or void meets on each default-world payment
+AFTERPAY_CHANGE = {"CAPTURED": (410, "payment_captured"), "AUTH_DECLINED": (412, "invalid_state"),
+                   "VOIDED": (412, "payment_voided")}
+
+
+def afterpay_change(case: Any, response: Any) -> None:
+    expected = Expected()
+    operation = case.operation.definition.raw["operationId"]
+    order_id = case.path_parameters["orderId"]
+    seeded = AFTERPAY_WORLD.get(order_id)
+    # the body's own 422s (Money table, lengths, reason, not positive, below the minimum)
+    expected.problem(422, "invalid_object", "invalid_amount", "unsupported_currency")
+    if seeded is None:
+        if operation == "captureDeferredPayment":
+            expected.problem(412, "error")
+        expected.problem(404, "not_found")
+    elif seeded[2] in AFTERPAY_CHANGE:
+        expected.problem(*AFTERPAY_CHANGE[seeded[2]])
+    if seeded is not None and seeded[2] in ("AUTH_APPROVED", "PARTIALLY_CAPTURED"):
+        if response.status_code == 201:
+            body = response.json()
+            assert body["id"] == order_id
+            return
+    expected.check(response, 201, lambda body: body["errorCode"], lambda body: None)
+
+
+def afterpay_payment_by_token(case: Any, response: Any) -> None:
+    expected = Expected()
+    expected.problem(404, "not_found")
+    expected.check(response, 200, lambda body: body["errorCode"], lambda body: None)
+
+
+def afterpay_list_payments(case: Any, response: Any) -> None:
+    if response.status_code == 422:
+        assert response.json()["errorCode"] == "error"
+        return
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert all(p["id"] in AFTERPAY_WORLD for p in body["results"])
+    assert body["totalResults"] <= len(AFTERPAY_WORLD)
+
+
+def afterpay_update_payment(case: Any, response: Any) -> None:
+    expected = Expected()
+    seeded = AFTERPAY_WORLD.get(case.path_parameters["orderId"])
+    expected.problem(422, "invalid_object")
+    if seeded is None:
+        expected.problem(404, "not_found")
+    elif seeded[2] == "AUTH_DECLINED":
+        expected.problem(412, "invalid_state")
+    if seeded is not None and seeded[2] != "AUTH_DECLINED" and response.status_code == 200:
+        value = _sent_json(response)["merchantReference"]
+        # a number or boolean is read as its JSON text (as refunds' references)
+        text = value if isinstance(value, str) else json.dumps(value)
+        assert response.json()["merchantReference"] == text
+        return
+    expected.check(response, 200, lambda body: body["errorCode"], lambda body: None)
+
+
+def afterpay_configuration(case: Any, response: Any) -> None:
+    assert response.status_code == 200
+    assert response.json() == {"minimumAmount": {"amount": "1.00", "currency": "AUD"},
+                               "maximumAmount": {"amount": "1000.00", "currency": "AUD"}}
+
+
+def admin_consumer_action(case: Any, response: Any) -> None:
+    # a fresh session holds no checkout
+    assert response.status_code in (400, 404), response.text
+    assert response.json()["error"] in ("not_found", "invalid_request", "invalid_json")
+
+
 # -- Optty: the default world -------------------------------------------------------------------
 
 # orderReference -> (provider, order status, refundable now, full refunds only, asynchronous),
@@ -480,6 +597,18 @@ ORACLES: dict[str, Callable[[Any, Any], None]] = {
     "createRefund": afterpay_create_refund,
     "getPayment": afterpay_get_payment,
     "ping": afterpay_ping,
+    "createCheckout": afterpay_create_checkout,
+    "getCheckout": afterpay_unknown_checkout,
+    "captureFullPayment": afterpay_pay_with_token,
+    "authorisePayment": afterpay_pay_with_token,
+    "captureDeferredPayment": afterpay_change,
+    "voidPayment": afterpay_change,
+    "getPaymentByToken": afterpay_payment_by_token,
+    "listPayments": afterpay_list_payments,
+    "updatePayment": afterpay_update_payment,
+    "getConfiguration": afterpay_configuration,
+    "confirmAfterpayCheckout": admin_consumer_action,
+    "cancelAfterpayCheckout": admin_consumer_action,
     "issueToken": optty_issue_token,
     "RefundsController_refundOrder": optty_refund,
     "getOrder": optty_get_order,

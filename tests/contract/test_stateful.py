@@ -75,7 +75,8 @@ AFTERPAY = load(
                 "body.amount.amount": {"dictionary": "small-amounts", "probability": 0.8},
                 "body.requestId": {"dictionary": "request-ids", "probability": 0.6},
                 "body.merchantReference": {"dictionary": "merchant-references",
-                                           "probability": 0.6}})
+                                           "probability": 0.6}}
+).include(operation_id=["createRefund", "getPayment"])  # the lifecycle: test_stateful_lifecycle
 OPTTY = load(
     "optty",
     dictionaries={"refundable": {"values": ["ORD-1001", "ORD-1001", "ORD-1004", "LIFE-1",

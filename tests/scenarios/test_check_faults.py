@@ -55,9 +55,11 @@ def test_every_kind_of_rule_passes(tmp_path: Path, capsys: pytest.CaptureFixture
     ("{name: a, match: {provider: afterpay}, respond: {status: 400, error: bad_request}}",
      "s.yaml:3: faults[0].respond.error: unknown error code 'bad_request' for afterpay (known: "
      "bad_gateway, conflict, error, gateway_timeout, invalid_amount, invalid_json, "
-     "invalid_object, invalid_request, method_not_allowed, not_found, precondition_failed, "
-     "refund_timelimit_exceeded, request_too_large, service_unavailable, too_many_requests, "
-     "unauthorized, unsupported_currency)"),
+     "invalid_object, invalid_order_transaction_status, invalid_request, invalid_state, "
+     "invalid_token, method_not_allowed, not_found, payment_captured, payment_expired, "
+     "payment_voided, precondition_failed, refund_timelimit_exceeded, request_too_large, "
+     "service_unavailable, too_many_requests, unauthorized, unsupported_currency, "
+     "unsupported_payment_type)"),
     ("{name: a, respond: {status: 200, error: service_unavailable}}",
      "s.yaml:3: faults[0].respond.status: an error needs an error status (400-599), not 200"),
     ("{name: a, respond: {status: 200, body: x, headers: {Content-Length: '5'}}}",

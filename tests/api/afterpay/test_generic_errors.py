@@ -40,8 +40,11 @@ def test_utf8_byte_order_mark_is_skipped(afterpay) -> None:
     ("DELETE", "/v2/payments/100101785223/refund", "POST"),
     ("PATCH", "/v2/payments/100101785223/refund", "POST"),
     ("OPTIONS", "/v2/payments/100101785223/refund", "POST"),
-    ("POST", "/v2/payments/100101785223", "GET, HEAD"),
-    ("PUT", "/v2/payments/100101785223", "GET, HEAD"),
+    ("POST", "/v2/payments/100101785223", "GET, HEAD, PUT"),
+    ("DELETE", "/v2/payments/100101785223", "GET, HEAD, PUT"),
+    ("GET", "/v2/payments/100101785223/capture", "POST"),
+    ("GET", "/v2/checkouts", "POST"),
+    ("POST", "/v2/configuration", "GET, HEAD"),
     ("POST", "/ping", "GET, HEAD"),
 ])
 def test_wrong_method_is_405_with_allow(afterpay, method: str, path: str, allow: str) -> None:
@@ -94,9 +97,9 @@ def test_json_content_types(afterpay, content_type: str) -> None:
     assert answer.status_code == 201
 
 
-@pytest.mark.parametrize("path", ["/v2", "/v2/", "/v2/payments", "/v2/payments/",
+@pytest.mark.parametrize("path", ["/v2", "/v2/", "/v2/payments/",
                                   "/v2/payments/100101785223/refund/x",
-                                  "/v2/payments/100101785223/capture", "/v2/checkouts"])
+                                  "/v2/payments/100101785223/capture/x", "/v2/checkouts/"])
 def test_unknown_v2_path_answers_in_afterpay_shape(afterpay, path: str) -> None:
     answer = afterpay.client.get(path, headers=afterpay.headers())
     afterpay.assert_error(answer, 404, "not_found", errors.ROUTE_NOT_FOUND_MESSAGE)

@@ -104,7 +104,8 @@ def test_seeded_refunds_are_listed(afterpay) -> None:
 @pytest.mark.parametrize(("order_id", "state", "status", "open_to_capture", "open_to_refund"), [
     ("100101785225", "PARTIALLY_CAPTURED", "APPROVED", "120.00", "80.00"),
     ("100101785226", "CAPTURED", "APPROVED", "0.00", "0.00"),
-    ("100101785227", "AUTH_DECLINED", "DECLINED", "0.00", "0.00"),
+    # recorded (deferred/authorize/declined_payment): a declined payment shows its whole amount
+    ("100101785227", "AUTH_DECLINED", "DECLINED", "75.00", "0.00"),
     ("100101785228", "AUTH_APPROVED", "APPROVED", "75.00", "0.00"),
     ("100101785229", "VOIDED", "APPROVED", "0.00", "0.00"),
 ])

@@ -66,6 +66,17 @@ CASES = [
     (BadGateway, 502, "bad_gateway", "Bad Gateway"),
     (ServiceUnavailable, 503, "service_unavailable", "Service Unavailable"),
     (GatewayTimeout, 504, "gateway_timeout", "Gateway Timeout"),
+    # the payment lifecycle (reference afterpay-lifecycle.md)
+    (errors.InvalidToken, 402, "invalid_token",
+     "Cannot complete payment, expired or invalid token."),
+    (errors.OrderNotApproved, 412, "invalid_order_transaction_status",
+     "Order has not been approved."),
+    (errors.PaymentCaptured, 410, "payment_captured",
+     "The payment has already been fully captured."),
+    (errors.InvalidState, 412, "invalid_state", "Order is not approved."),
+    (errors.PaymentVoided, 412, "payment_voided", "The auth was previously voided."),
+    (errors.PaymentExpired, 412, "payment_expired", "The auth for this order has expired."),
+    (errors.UnsupportedPaymentType, 422, "unsupported_payment_type", "Unsupported payment type"),
 ]
 
 
@@ -77,7 +88,8 @@ def test_error_class(cls: type[AfterpayError], status: int, code: str, message: 
 
 
 def test_every_error_class_is_catalogued() -> None:
-    assert {case[0] for case in CASES} == set(errors.ERROR_CLASSES)
+    assert {case[0] for case in CASES} == set(errors.ERROR_CLASSES) | set(
+        errors.LIFECYCLE_ERROR_CLASSES)
 
 
 def test_instance_message_overrides_the_default() -> None:
