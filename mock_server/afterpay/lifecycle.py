@@ -112,7 +112,9 @@ class Lifecycle:
         checkout = Checkout(token, merchant.merchant_id, request, now,
                             now + options.checkout_ttl, url)
         state.checkouts[token] = checkout
-        if options.auto_confirm:
+        if options.auto_confirm == "cancelled":
+            checkout.status = "cancelled"  # the shopper cancels (drill afterpay-shopper-cancels)
+        elif options.auto_confirm:
             checkout.status, checkout.card, checkout.confirmed_at = (
                 "confirmed", options.auto_confirm, now)
         return checkout

@@ -77,7 +77,8 @@ class MerchantOptions:
     # Decision: the current docs' 13 days (the recordings show 7 days US, 36 h EU)
     auth_expiry: timedelta = timedelta(days=13)
     checkout_ttl: timedelta = timedelta(hours=3)  # recorded
-    # approved | declined: checkouts are confirmed at creation (no shopper step)
+    # approved | declined: checkouts are confirmed at creation (no shopper step); cancelled:
+    # they are cancelled at creation
     auto_confirm: str | None = None
     country: str | None = None
 

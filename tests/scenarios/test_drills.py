@@ -103,7 +103,8 @@ def test_every_drill_is_a_valid_scenario() -> None:
     from mock_server.cli import main
 
     assert sorted(p.stem for p in DRILLS.glob("*.yaml")) == [
-        "afterpay-read-timeout", "flaky-network", "idempotency-409", "optty-abandoned-order",
+        "afterpay-auth-expiry", "afterpay-declined-card", "afterpay-read-timeout",
+        "afterpay-shopper-cancels", "flaky-network", "idempotency-409", "optty-abandoned-order",
         "optty-declined", "optty-shopper-cancels", "optty-token-expiry", "over-refund-race",
         "provider-outage"]
     assert main(["check", str(DRILLS)]) == 0
@@ -301,3 +302,59 @@ def test_an_order_nobody_opens_is_cancelled_by_the_system(
     order = d.client.get("/orders/6-1764720000drll", headers=auth).json()
     assert (order["status"], order["cancelledBy"]) == ("CANCELLED", "system")
     assert httpx.post(url, data={"status": "SUCCESSFUL"}).status_code == 409
+
+
+CHECKOUT = {"amount": {"amount": "80.00", "currency": "AUD"},
+            "consumer": {"email": "drill@example.com"},
+            "merchant": {"redirectConfirmUrl": "https://shop.example/ok",
+                         "redirectCancelUrl": "https://shop.example/no"}}
+
+
+def _afterpay_checkout(d: Drill) -> str:
+    answer = d.afterpay("POST", "/v2/checkouts", json=CHECKOUT)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["token"])
+
+
+def test_the_auth_expires_before_the_capture(drill: Callable[[str], Drill]) -> None:
+    d = drill("afterpay-auth-expiry")
+    auth = d.afterpay("POST", "/v2/payments/auth", json={"token": _afterpay_checkout(d)})
+    assert auth.status_code == 201 and auth.json()["paymentState"] == "AUTH_APPROVED"
+    order_id = auth.json()["id"]
+    d.client.post("/__admin/clock/advance", json={"hours": 2})
+    capture = d.afterpay("POST", f"/v2/payments/{order_id}/capture",
+                         json={"amount": {"amount": "10.00", "currency": "AUD"}})
+    assert capture.status_code == 412
+    assert capture.json()["errorCode"] == "payment_expired"
+    assert capture.json()["message"] == "The auth for this order has expired."
+    payment = d.afterpay("GET", f"/v2/payments/{order_id}").json()
+    assert payment["paymentState"] == "VOIDED" and payment["refunds"] == []
+    assert [e["type"] for e in payment["events"]] == ["AUTH_APPROVED", "EXPIRED"]
+    assert payment["events"][1]["amount"]["amount"] == "80.00"
+    assert payment["openToCaptureAmount"]["amount"] == "0.00"
+
+
+def test_the_shoppers_card_is_declined(drill: Callable[[str], Drill]) -> None:
+    d = drill("afterpay-declined-card")
+    auth = d.afterpay("POST", "/v2/payments/auth", json={"token": _afterpay_checkout(d)})
+    assert auth.status_code == 402
+    assert (auth.json()["status"], auth.json()["paymentState"]) == ("DECLINED", "AUTH_DECLINED")
+    assert [e["type"] for e in auth.json()["events"]] == ["AUTH_DECLINED"]
+    capture = d.afterpay("POST", "/v2/payments/capture", json={"token": _afterpay_checkout(d)})
+    assert capture.status_code == 201
+    assert (capture.json()["status"], capture.json()["paymentState"]) == (
+        "DECLINED", "CAPTURE_DECLINED")
+    refund = d.afterpay("POST", f"/v2/payments/{capture.json()['id']}/refund",
+                        json={"amount": {"amount": "1.00", "currency": "AUD"}})
+    assert refund.status_code == 412 and refund.json()["errorCode"] == "precondition_failed"
+
+
+def test_the_shopper_cancels_the_checkout(drill: Callable[[str], Drill]) -> None:
+    d = drill("afterpay-shopper-cancels")
+    token = _afterpay_checkout(d)
+    for path in ("/v2/payments/capture", "/v2/payments/auth"):
+        answer = d.afterpay("POST", path, json={"token": token})
+        assert answer.status_code == 412
+        assert answer.json()["errorCode"] == "invalid_order_transaction_status"
+        assert answer.json()["message"] == "Order has not been approved."
+    assert d.afterpay("GET", f"/v2/payments/token:{token}").status_code == 404
