@@ -116,3 +116,35 @@ def test_a_seeded_void_derives_the_state(afterpay: Afterpay) -> None:
     assert voided["refunds"][0]["requestId"] == "v-seed"
     assert voided["refunds"][0]["refundId"].isdigit()  # a void with requestId keeps its number
     assert afterpay.payment_json("100101790008")["paymentState"] == "CAPTURED"
+
+
+def test_an_auth_expiring_in_a_session_sharing_the_startup_world_expires_there_only() -> None:
+    # a fresh session reads the startup world without a copy (core.world); the read that
+    # expires an auth gives it its own copy first, so no other session sees the expiry
+    from starlette.testclient import TestClient
+
+    from mock_server.app import create_app
+    from mock_server.settings import Settings
+    from tests.conftest import AFTERPAY_HEADERS, ManualTime
+
+    app = create_app(Settings(seed=11), time_source=ManualTime())
+    with TestClient(app) as client:
+        def read(session: str) -> dict:
+            answer = client.get("/v2/payments/100101785228",  # seeded AUTH_APPROVED
+                                headers={**AFTERPAY_HEADERS, "X-Sandbox-Session": session})
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+
+        assert read("late")["paymentState"] == "AUTH_APPROVED"
+        assert app.world.acquire("late")[0].shared
+        client.post("/__admin/clock/advance", json={"days": 14},
+                    headers={"X-Sandbox-Session": "late"})
+        late = read("late")
+        assert late["paymentState"] == "VOIDED"
+        assert [e["type"] for e in late["events"]] == ["AUTH_APPROVED", "EXPIRED"]
+        assert not app.world.acquire("late")[0].shared
+        listed = client.get("/v2/payments?ids=100101785228", headers={
+            **AFTERPAY_HEADERS, "X-Sandbox-Session": "other"}).json()["results"]
+        assert listed[0]["paymentState"] == "AUTH_APPROVED"
+        assert read("other")["paymentState"] == "AUTH_APPROVED"
+        assert read("default")["paymentState"] == "AUTH_APPROVED"
