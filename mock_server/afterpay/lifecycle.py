@@ -394,7 +394,7 @@ class Lifecycle:
         state: AfterpayState = session.state(PROVIDER)
         refund_id = self.model._new_refund_id(session, state)  # noqa: SLF001 - one id pool
         payment.voids.append(VoidEntry(refund_id, amount, now, voided["id"],
-                                       request.request_id))
+                                       request.request_id, len(view.refunds)))
         return payment
 
     def update_reference(self, session: Session, payment: Payment, reference: str) -> Payment:

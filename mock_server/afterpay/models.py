@@ -96,6 +96,9 @@ class VoidEntry:
     at: datetime
     event_id: str
     request_id: str | None = None
+    # how many refunds the payment had when it was voided: orders a void among refunds of the
+    # same millisecond (a frozen session clock)
+    after_refunds: int = 0
 
 
 @dataclass(slots=True)
@@ -406,8 +409,10 @@ class AfterpayModel:
             open_to_capture = max(view.open_to_capture, Decimal(0))
         refunds = [e for e in view.refunds if not e.reversed]
         if payment.voids:
-            refunds = sorted([*refunds, *(_void_entry(v, read) for v in payment.voids)],
-                             key=lambda e: e.at)
+            # oldest first (recorded); at the same instant, in the order they were made
+            keyed = [((e.at, index, 1), e) for index, e in enumerate(refunds)]
+            keyed += [((v.at, v.after_refunds, 0), _void_entry(v, read)) for v in payment.voids]
+            refunds = [e for _key, e in sorted(keyed, key=lambda pair: pair[0])]
         body: dict[str, Any] = {
             "id": payment.id,
             "token": payment.token,

@@ -288,6 +288,23 @@ def test_auth_sets_expires_13_days_less_a_millisecond(flow: Flow, payment_schema
     flow.ap.assert_error(flow.ap.refund(body["id"]), 412, "precondition_failed")
 
 
+def test_refundable_is_what_was_captured_less_what_was_refunded_never_a_void(
+        flow: Flow) -> None:
+    order_id = flow.authorised()["id"]
+    # before any capture nothing is refundable (docs: "only captured funds can be refunded")
+    flow.ap.assert_error(flow.ap.refund(order_id, amount="1.00"), 412, "precondition_failed")
+    assert flow.capture(order_id, "60.00").status_code == 201
+    assert flow.void(order_id).status_code == 201  # the other 40.00
+    body = flow.get(f"/v2/payments/{order_id}").json()
+    assert _amount(body, "openToRefundAmount") == "60.00"  # the void is not refunded money
+    assert flow.ap.refund(order_id, amount="25.00").status_code == 201
+    flow.ap.assert_error(flow.ap.refund(order_id, amount="35.01"), 422, "invalid_amount")
+    assert flow.ap.refund(order_id, amount="35.00").status_code == 201
+    body = flow.get(f"/v2/payments/{order_id}").json()
+    assert _amount(body, "openToRefundAmount") == "0.00"
+    assert [r["amount"]["amount"] for r in body["refunds"]] == ["40.00", "25.00", "35.00"]
+
+
 def test_declined_auth_is_402_with_the_payment(flow: Flow, payment_schema) -> None:
     token = flow.confirmed(card="declined")
     answer = flow.post("/v2/payments/auth", {"token": token})
