@@ -203,8 +203,9 @@ class LifecycleLinks(InSession, AFTERPAY.as_state_machine()):  # type: ignore[mi
 
 
 class TestLifecycleLinks(LifecycleLinks.TestCase):  # type: ignore[misc,name-defined]
-    # the chain is five calls deep (checkout, capture or auth, capture, refund, read back)
-    settings = settings(stateful_settings, max_examples=40, stateful_step_count=12)
+    # the chain is five calls deep (checkout, capture or auth, capture, refund, read back):
+    # 100 scenarios walk it to a refund read back several times
+    settings = settings(stateful_settings, max_examples=100, stateful_step_count=12)
 
     def runTest(self) -> None:
         WALKED.clear()

@@ -48,9 +48,10 @@ def test_drills_lists_each_with_one_line_and_its_installed_path(
     lines = capsys.readouterr().out.splitlines()
     names = sorted(p.stem for p in commands.drills_dir().glob("*.yaml"))
     assert len(names) >= 6 and len(lines) == 2 * len(names)
-    assert lines[2].startswith("flaky-network ") and "TCP reset" in lines[2]
-    assert Path(lines[3].strip()) == commands.drills_dir() / "flaky-network.yaml"
-    assert Path(lines[3].strip()).is_file()
+    at = 2 * names.index("flaky-network")
+    assert lines[at].startswith("flaky-network ") and "TCP reset" in lines[at]
+    assert Path(lines[at + 1].strip()) == commands.drills_dir() / "flaky-network.yaml"
+    assert Path(lines[at + 1].strip()).is_file()
 
 
 def test_one_drill_is_printed_whole_or_as_its_path(capsys: pytest.CaptureFixture[str]) -> None:
