@@ -13,10 +13,11 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from mock_server.core import faults, netfaults
+from mock_server.core import faultfire, netfaults
 from mock_server.core.clock import TimeSource, real_time
 from mock_server.core.http import Answer, Context, Problem, ProviderApp, RequestHeaders
 from mock_server.core.headervalue import header_value, safe_raw_headers
+from mock_server.core.host import ShutdownHook
 from mock_server.core.journal import finish
 from mock_server.core.limits import head_problem
 from mock_server.core.openapi import Spec
@@ -45,8 +46,6 @@ _WARNING_HEADER_BYTES = WARNING_HEADER.encode()
 _SESSION_PREFIX = "/sessions/"
 
 
-# A shutdown hook returns None, or what it could not finish (one line each) to be reported.
-ShutdownHook = Callable[[], Awaitable[Iterable[str] | None]]
 # however little of the grace period in-flight requests left, each hook gets this much to report
 MIN_HOOK_SECONDS = 1.0
 
@@ -314,11 +313,11 @@ class SandboxApp:
                 response = unavailable(provider, ctx, f"no room for a new session: {full}")
             else:
                 # fault rules: the session's first live matching rule, provider requests only
-                rule = faults.fire(ctx, provider.name) if journaled and not bad_session else None
+                rule = faultfire.fire(ctx, provider.name) if journaled and not bad_session else None
                 if rule is not None:
                     self.metrics.fault_fired(provider.name, rule.name, rule.fault
                                              or ("respond" if rule.respond else "delay"))
-                response = (await faults.before_handler(ctx, provider, rule,
+                response = (await faultfire.before_handler(ctx, provider, rule,
                                                         handled=problem is None)
                             if rule else None)
             if response is not None:

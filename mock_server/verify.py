@@ -8,11 +8,33 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
-if TYPE_CHECKING:
-    from mock_server.client import JournalEntry
+
+
+class JournalEntry(Protocol):
+    """What verification reads of a journal entry (mock_server.client.JournalEntry has it)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def operation(self) -> str | None: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query(self) -> str: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+
 
 NEAREST = 3
 _SHOWN = 80

@@ -28,7 +28,7 @@ from mock_server.core.world import Session
 
 if TYPE_CHECKING:
     from mock_server.admin.ui import Dashboard
-    from mock_server.app import SandboxApp
+    from mock_server.core.host import Host
 
 PROVIDER_FILTERS = ("afterpay", "optty", "admin", "portal")
 # the journal's pages (GET /__admin/requests): entries per page by default and at most
@@ -107,7 +107,7 @@ def _json_object(ctx: Context) -> dict[str, Any]:
 class AdminApp:
     name = "admin"
 
-    def __init__(self, spec: Spec, app: SandboxApp) -> None:
+    def __init__(self, spec: Spec, app: Host) -> None:
         self.spec = spec
         self.app = app
         operations: dict[str, Handler] = {
@@ -445,7 +445,7 @@ def _int_param(raw: str | None, name: str, low: int, high: int, *, also: str = "
     return int(raw)
 
 
-async def _optty_outcome(app: SandboxApp, ctx: Context) -> Response:
+async def _optty_outcome(app: Host, ctx: Context) -> Response:
     from mock_server.optty import admin_outcome
 
     body = _json_object(ctx)

@@ -16,7 +16,7 @@ from mock_server.core.journal import JournalEntry
 from mock_server.core.world import Session, World
 
 if TYPE_CHECKING:
-    from mock_server.app import SandboxApp
+    from mock_server.core.host import Host
 
 # what may wait for one slow reader; past it, entries are counted as dropped and said so
 MAX_PENDING = 1000
@@ -138,7 +138,7 @@ def _event(name: str, data: Any, event_id: int | None = None) -> bytes:
     return f"{head}event: {name}\ndata: {text}\n\n".encode()
 
 
-def stream_response(app: SandboxApp, hub: StreamHub, session: Session, filters: Filters,
+def stream_response(app: Host, hub: StreamHub, session: Session, filters: Filters,
                     after: int | None, limit: int | None) -> StreamingResponse:
     name = session.name
 

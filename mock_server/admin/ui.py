@@ -16,7 +16,7 @@ from mock_server.core.journal import JournalEntry
 from mock_server.core.world import Session
 
 if TYPE_CHECKING:
-    from mock_server.app import SandboxApp
+    from mock_server.core.host import Host
 
 _HERE = Path(__file__).parent
 UI_PREFIX = "/__admin/ui/"
@@ -67,7 +67,7 @@ def _ago(moment: datetime, now: datetime) -> str:
 class Dashboard:
     """Renders the pages; the admin API (AdminApp) routes to it and checks the token."""
 
-    def __init__(self, app: SandboxApp) -> None:
+    def __init__(self, app: Host) -> None:
         self.app = app
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_HERE / "templates"),

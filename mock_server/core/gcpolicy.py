@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mock_server.app import SandboxApp
+    from mock_server.core.host import Host
 
 FULL_COLLECTION_INTERVAL = 60.0
 # under load without a pause, a full collection still runs this often
@@ -100,7 +100,7 @@ class CollectorPolicy:
             self.tick()
 
 
-def install(app: SandboxApp, interval: float = FULL_COLLECTION_INTERVAL) -> CollectorPolicy:
+def install(app: Host, interval: float = FULL_COLLECTION_INTERVAL) -> CollectorPolicy:
     """Applies the policy for the lifetime of `app` (its lifespan start-up and shutdown)."""
     policy = CollectorPolicy(lambda: app.requests_started, interval)
     app.startup_hooks.append(policy.start)

@@ -7,12 +7,20 @@ a lock or a label lookup of the client library."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence, Sized
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from mock_server.core.world import World
+
+class _Journaled(Protocol):
+    @property
+    def journal(self) -> Sized: ...
+
+
+class Sessions(Protocol):
+    """What a scrape reads of the world (core.world.World has it)."""
+
+    def sessions(self) -> Sequence[_Journaled]: ...
 
 # request durations, in milliseconds (the bucket bounds are published in seconds)
 LATENCY_BOUNDS_MS = (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
@@ -65,7 +73,7 @@ class Metrics:
 class _Collector:
     """prometheus-client's view of a Metrics and its world, read at scrape time."""
 
-    def __init__(self, metrics: Metrics, world: World) -> None:
+    def __init__(self, metrics: Metrics, world: Sessions) -> None:
         self.metrics = metrics
         self.world = world
 
@@ -124,7 +132,7 @@ def _seconds(bound_ms: float) -> str:
     return "+Inf" if bound_ms == float("inf") else repr(bound_ms / 1000)
 
 
-def exposition(metrics: Metrics, world: World) -> bytes:
+def exposition(metrics: Metrics, world: Sessions) -> bytes:
     """The Prometheus text format of everything counted so far."""
     from prometheus_client import CollectorRegistry, generate_latest
 

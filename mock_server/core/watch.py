@@ -25,7 +25,7 @@ from mock_server.core.scenarios import (
 from mock_server.core.world import World
 
 if TYPE_CHECKING:
-    from mock_server.app import SandboxApp
+    from mock_server.core.host import Host
 
 log = logging.getLogger("mock_server.watch")
 
@@ -137,7 +137,7 @@ class ScenarioWatcher:
                 log.exception("scenario watch poll failed")
 
 
-def install(app: SandboxApp, paths: Sequence[str], interval: float | None = None) -> None:
+def install(app: Host, paths: Sequence[str], interval: float | None = None) -> None:
     """Runs a watcher for the life of the app (its ASGI lifespan)."""
     watcher = ScenarioWatcher(app.world, paths)
     task: asyncio.Task[None] | None = None

@@ -17,7 +17,7 @@ from mock_server.optty.webhooks import WebhookDispatcher
 from mock_server.settings import Settings
 
 if TYPE_CHECKING:
-    from mock_server.app import SandboxApp
+    from mock_server.core.host import Host
 
 _PARAM = re.compile(r"\{([^}/]+)\}")
 _SESSION_PREFIX = "/sessions/"
@@ -90,7 +90,7 @@ class OpttyApp:
         if missing:
             raise RuntimeError(f"optty spec and handlers disagree on {sorted(missing)}")
 
-    def attach(self, app: SandboxApp) -> None:
+    def attach(self, app: Host) -> None:
         """REFUND_CALLBACK deliveries run for as long as the server does."""
         self.dispatcher.attach(app.world)
         app.startup_hooks.append(self.dispatcher.start)
