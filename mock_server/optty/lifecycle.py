@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,9 +33,12 @@ from mock_server.optty.models import (
     Order,
     ReferenceBusy,
     capture_record,
+    capture_status,
     void_record,
 )
+from mock_server.optty.jsonparse import stringify
 from mock_server.optty.order_dtos import CreateOrder, Movement, missing_fields
+from mock_server.optty.webhooks import Notification
 
 OUTCOMES = (STATUS_SUCCESSFUL, STATUS_DECLINED, STATUS_CANCELLED, STATUS_ERROR, STATUS_PENDING)
 # statuses that time can still change (looked at on every read of the order; cheap)
@@ -45,6 +48,10 @@ PORTAL_PREFIX = "/__portal/optty"
 
 CAPTURE = "captureReference"
 VOID = "voidReference"
+
+# the order notifications (reference/optty-lifecycle.md, Notifications; Decision: when and what)
+EVENT_STATUS_UPDATE = "ORDER_STATUS_UPDATE"
+EVENT_ASYNC_CALLBACK = "ORDER_ASYNC_CALLBACK"
 
 # Business messages (Decisions, reference/optty-lifecycle.md), worded like the refund ones
 MSG_ORDER_EXISTS = "Order reference already exists"
@@ -136,6 +143,27 @@ class OutcomeResult:
     warnings: tuple[str, ...]
 
 
+def notification_data(session: Session, order: Order) -> dict[str, Any]:
+    """The `data` of an order notification, in the reference's order; amount as text like the
+    GET answer's, `token` only once an approval of a getToken order issued one."""
+    view = session.ledger.view(order.account)
+    data: dict[str, Any] = {
+        "orderReference": order.reference,
+        "merchantReference": order.reference,
+        "status": order.status,
+        "transactionId": order.transaction_reference,
+        "bnplOrderId": order.bnpl_order_id,
+        "provider": order.provider,
+        "amount": f"{order.amount:.2f}",
+        "currency": order.currency,
+        "captureStatus": capture_status(view) if view is not None else "NOT_CAPTURED",
+        "updatedAt": iso_millis(order.updated),
+    }
+    if order.get_token and order.payer_token is not None:
+        data["token"] = order.payer_token
+    return data
+
+
 def lifecycle_key(merchant_id: str, kind: str, reference: str) -> tuple[Hashable, ...]:
     """The ledger's idempotency key that keeps a capture or void reference unique per merchant."""
     return (PROVIDER, merchant_id, kind, reference)
@@ -144,6 +172,43 @@ def lifecycle_key(merchant_id: str, kind: str, reference: str) -> tuple[Hashable
 class OrderLifecycle:
     def __init__(self, model: OpttyModel) -> None:
         self.model = model
+        # wakes the webhook dispatcher when a notification is queued (set by the handlers)
+        self.wake: Callable[[], None] | None = None
+
+    # -- notifications ------------------------------------------------------------------------
+
+    def changed(self, session: Session, order: Order, *, async_final: bool = False) -> None:
+        """The order's status changed: ORDER_STATUS_UPDATE to the merchant's webhookUrl, and
+        for a final status the redirect had announced as PENDING, ORDER_ASYNC_CALLBACK to the
+        webhookUrl and to the order's dynamicCallbackUrl. Nothing is queued (nor journaled) for
+        a merchant without a webhookUrl, or an order without a dynamicCallbackUrl."""
+        state: OpttyState = session.state(PROVIDER)
+        merchant = state.merchants.get(order.merchant_id)
+        webhook = merchant.webhook_url if merchant is not None else None
+        targets = [(EVENT_STATUS_UPDATE, webhook)]
+        if async_final:
+            targets += [(EVENT_ASYNC_CALLBACK, webhook), (EVENT_ASYNC_CALLBACK, order.callback_url)]
+        data = notification_data(session, order)
+        now = session.clock.now()
+        queued = False
+        for event, url in targets:
+            if not url:
+                continue
+            body = stringify({"event": event, "data": data})
+            state.callbacks.notify(Notification(event, order.account, order.merchant_id,
+                                                order.reference, order.status, url), body, now)
+            queued = True
+        if queued and self.wake is not None:
+            self.wake()
+
+    def fire_timers(self, session: Session, keys: list[Hashable]) -> None:
+        """The session clock reached an order's orderTtl or its PENDING status's end: applied
+        now, so that its notification goes out without anybody reading the order."""
+        state: OpttyState = session.state(PROVIDER)
+        for key in keys:
+            order = state.orders.get(key)  # type: ignore[call-overload]
+            if order is not None and order.status in MOVING:
+                self.advance(session, order)
 
     # -- finding orders, with the transitions time has made ------------------------------------
 
@@ -169,6 +234,7 @@ class OrderLifecycle:
             # Decision: an order nobody opened is cancelled by the system after orderTtl
             order.status, order.cancelled_by = STATUS_CANCELLED, "system"
             order.updated, order.expires = order.expires, None
+            self.changed(session, order)
         elif order.status == STATUS_PENDING and order.pending_due is not None \
                 and now >= order.pending_due:
             final, due = order.pending_final or STATUS_SUCCESSFUL, order.pending_due
@@ -211,12 +277,14 @@ class OrderLifecycle:
             created=now, updated=now, bnpl_order_id=session.ids.uuid(),
             transaction_reference=session.ids.hex(24), order_token=session.ids.uuid(),
             redirect_url=request.redirect_url, callback_url=request.callback_url,
-            expires=now + rules.order_ttl)
+            expires=now + rules.order_ttl, get_token=request.get_token)
         order.portal_url = portal_url(base_url, session, order)
         session.ledger.open(order.account, order.currency, Decimal(0),
                             authorised=Decimal(0))
         state.orders[key] = order
         state.by_token[order.order_token] = order
+        assert order.expires is not None
+        state.callbacks.add_timer(order.expires, key)
         warnings: tuple[str, ...] = ()
         outcome = merchant.auto_outcome or rules.auto_outcome
         if outcome is not None:
@@ -246,6 +314,7 @@ class OrderLifecycle:
         if order.status == STATUS_INITIATED:
             order.status, order.expires = STATUS_PENDING, None
             order.updated = session.clock.now()
+            self.changed(session, order)
 
     def outcome(self, session: Session, order: Order, status: str, *,
                 final_status: str | None = None, after: timedelta | None = None,
@@ -258,10 +327,18 @@ class OrderLifecycle:
         rules = state.rules(order.provider)
         now = session.clock.now()
         if status == STATUS_PENDING:
+            was = order.status
             order.status, order.expires, order.updated = STATUS_PENDING, None, now
             wait = after if after is not None else rules.pending_after
             order.pending_final = final_status or rules.pending_final
             order.pending_due = None if wait is None else now + wait
+            # the redirect says PENDING: the final status will also be an ORDER_ASYNC_CALLBACK
+            order.redirect_pending = True
+            if order.pending_due is not None:
+                state.callbacks.add_timer(order.pending_due,
+                                          (order.merchant_id, order.reference))
+            if was != STATUS_PENDING:
+                self.changed(session, order)
         else:
             order.pending_due = order.pending_final = None
             self._settle(session, order, status, reason, now)
@@ -288,6 +365,9 @@ class OrderLifecycle:
             order.cancelled_by = "user"
         elif status == STATUS_ERROR:
             order.failure_reason = reason or REASON_ERROR.format(provider=order.provider)
+        if status == STATUS_SUCCESSFUL and order.get_token and order.payer_token is None:
+            order.payer_token = session.ids.uuid()
+        self.changed(session, order, async_final=order.redirect_pending)
 
     # -- capture and void -----------------------------------------------------------------------
 
@@ -366,5 +446,6 @@ class OrderLifecycle:
         if view.captured == 0 and view.open_to_capture == 0:
             # Decision: voiding all of an order nothing was captured of cancels it
             order.status, order.cancelled_by = STATUS_CANCELLED, "merchant"
+            self.changed(session, order)
         return {"voidReference": movement.reference, "amount": js_number(movement.amount),
                 "voidedId": movement.reference}

@@ -145,6 +145,11 @@ class Order:
     pending_due: datetime | None = None
     pending_final: str | None = None
     expires: datetime | None = None
+    # the redirect told the shop PENDING: the final status also goes out as ORDER_ASYNC_CALLBACK
+    redirect_pending: bool = False
+    # the create call's getToken, and the payer token an approval then issues
+    get_token: bool = False
+    payer_token: str | None = None
 
     @property
     def account(self) -> AccountKey:
@@ -193,6 +198,14 @@ def capture_record(reference: str, amount: Decimal, at: datetime) -> dict[str, A
 def void_record(reference: str, amount: Decimal, at: datetime) -> dict[str, Any]:
     return {"voidedId": reference, "voidReference": reference, "amount": f"{amount:.2f}",
             "status": STATUS_SUCCESSFUL, "createdAt": iso_millis(at)}
+
+
+def capture_status(view: Any) -> str:
+    """captureStatus from the ledger's view (Decision: PARTIALLY_CAPTURED and VOIDED added to
+    the CAPTURED / NOT_CAPTURED the refund sandbox used)."""
+    if view.captured == 0:
+        return "VOIDED" if view.voided > 0 and view.open_to_capture == 0 else "NOT_CAPTURED"
+    return "PARTIALLY_CAPTURED" if view.open_to_capture > 0 else "CAPTURED"
 
 
 def _sum(entries: Any) -> Decimal:
@@ -423,6 +436,7 @@ class OpttySeeding:
             callback_url=o.get("dynamicCallbackUrl"))
         if status == STATUS_INITIATED:
             order.expires = created + rules.order_ttl
+            state.callbacks.add_timer(order.expires, (order.merchant_id, order.reference))
         for item in o.get("captures") or []:
             order.captures.append(capture_record(
                 item["captureReference"], parse_amount(item["amount"]),
@@ -594,11 +608,7 @@ class OpttyModel(OpttySeeding):
         state.callbacks.settle_due(session, session.clock.now())
         view = session.ledger.view(order.account)
         assert view is not None
-        if view.captured == 0:
-            capture_state = ("VOIDED" if view.voided > 0 and view.open_to_capture == 0
-                             else "NOT_CAPTURED")
-        else:
-            capture_state = "PARTIALLY_CAPTURED" if view.open_to_capture > 0 else "CAPTURED"
+        capture_state = capture_status(view)
         # the docs' fields in the docs' order (get-orders), then the sandbox's extensions
         return {
             "merchantReference": order.reference,

@@ -208,6 +208,7 @@ class CreateOrder:
     callback_url: str | None
     token: str | None
     body: dict[str, Any]
+    get_token: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ def validate_create_order(body: Any) -> CreateOrder:
         tax=_optional_amount(body, "taxAmount"),
         redirect_url=body.get("dynamicRedirectUrl") or None,
         callback_url=body.get("dynamicCallbackUrl") or None,
-        token=body.get("token") or None, body=body)
+        token=body.get("token") or None, body=body, get_token=body.get("getToken") is True)
     return order
 
 

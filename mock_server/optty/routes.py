@@ -86,6 +86,8 @@ class OpttyApp:
             "createCustomerSession": handlers.create_customer_session,
         }
         self.lifecycle = handlers.lifecycle
+        self.lifecycle.wake = self.dispatcher.poke
+        self.dispatcher.on_timers = self.lifecycle.fire_timers
         missing = set(spec.operations) ^ set(self.handlers)
         if missing:
             raise RuntimeError(f"optty spec and handlers disagree on {sorted(missing)}")

@@ -8,7 +8,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -78,15 +78,43 @@ class PendingRefund:
     url: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """An order's ORDER_STATUS_UPDATE or ORDER_ASYNC_CALLBACK (reference/optty-lifecycle.md,
+    Notifications), delivered by the same outbox, attempts and journal as REFUND_CALLBACK."""
+
+    event: str
+    account: AccountKey
+    merchant_id: str
+    order_reference: str
+    status: str
+    url: str
+
+
 @dataclass(slots=True, eq=False)  # each delivery is itself, however alike two may look
 class Delivery:
-    refund: PendingRefund
+    refund: PendingRefund | Notification
     body: bytes
     next_at: datetime
     attempts: int = 0
     in_flight: bool = False
     last_status: int | None = None
     last_error: str | None = None
+
+    @property
+    def event(self) -> str:
+        return self.refund.event if isinstance(self.refund, Notification) else EVENT
+
+    @property
+    def url(self) -> str | None:
+        return self.refund.url
+
+    @property
+    def label(self) -> str:
+        """What the delivery is about, for the log: a refund or an order."""
+        if isinstance(self.refund, Notification):
+            return f"order {self.refund.order_reference}"
+        return f"refund {self.refund.refund_reference}"
 
 
 def callback_payload(refund: PendingRefund) -> dict[str, Any]:
@@ -109,9 +137,9 @@ def callback_payload(refund: PendingRefund) -> dict[str, Any]:
 
 
 def _journal_callback(session: Session, url: str, headers: Iterable[tuple[str, str]],
-                      body: bytes) -> Any:
+                      body: bytes, event: str = EVENT) -> Any:
     return session.journal.record(
-        at=session.clock.now(), provider=PROVIDER, operation=EVENT, method="POST", path=url,
+        at=session.clock.now(), provider=PROVIDER, operation=event, method="POST", path=url,
         query="", headers=headers, body=body, kind="callback")
 
 
@@ -126,13 +154,38 @@ class CallbackQueue:
         self._order = itertools.count()
         self._pending: list[tuple[datetime, int, PendingRefund]] = []
         self._outbox: list[Delivery] = []
+        # orders that time will move (orderTtl, a PENDING order's final status): (due, n, key)
+        self._timers: list[tuple[datetime, int, Hashable]] = []
 
     def idle(self) -> bool:
+        # timers do not count: an order's timed move is applied on its next read as well, and
+        # only a notification would be lost with a session nobody uses any more
         return not self._pending and not self._outbox
+
+    def busy(self) -> bool:
+        return not self.idle() or bool(self._timers)
+
+    def add_timer(self, due: datetime, key: Hashable) -> None:
+        with self._lock:
+            heapq.heappush(self._timers, (due, next(self._order), key))
+
+    def due_timers(self, now: datetime) -> list[Hashable]:
+        if not self._timers:
+            return []
+        with self._lock:
+            due: list[Hashable] = []
+            while self._timers and self._timers[0][0] <= now:
+                due.append(heapq.heappop(self._timers)[2])
+        return due
 
     def schedule(self, refund: PendingRefund) -> None:
         with self._lock:
             heapq.heappush(self._pending, (refund.due, next(self._order), refund))
+
+    def notify(self, notification: Notification, body: bytes, now: datetime) -> None:
+        """Queues an order notification for delivery now (its first attempt)."""
+        with self._lock:
+            self._outbox.append(Delivery(notification, body, next_at=now))
 
     def forget_order(self, account: AccountKey) -> None:
         """The order was seeded again: its old refunds, and their callbacks, are gone."""
@@ -197,6 +250,7 @@ class CallbackQueue:
     def next_wake(self) -> datetime | None:
         with self._lock:
             times = [p[0] for p in self._pending[:1]]
+            times.extend(t[0] for t in self._timers[:1])
             times.extend(d.next_at for d in self._outbox if not d.in_flight)
         return min(times) if times else None
 
@@ -208,23 +262,34 @@ class CallbackQueue:
                  "merchantId": p.merchant_id, "state": "scheduled", "dueAt": iso_millis(p.due),
                  "finalStatus": p.final_status, "url": p.url, "attempts": 0}
                 for p in pending]
-        rows.extend({"refundReference": d.refund.refund_reference,
-                     "orderReference": d.refund.order_reference,
-                     "merchantId": d.refund.merchant_id,
-                     "state": "delivering" if d.in_flight else "retrying" if d.attempts
-                     else "due",
-                     "nextAttemptAt": iso_millis(d.next_at), "finalStatus": d.refund.final_status,
-                     "url": d.refund.url, "attempts": d.attempts, "lastStatus": d.last_status,
-                     "lastError": d.last_error}
-                    for d in outbox)
+        for d in outbox:
+            row: dict[str, Any] = (
+                {"event": d.event, "orderReference": d.refund.order_reference,
+                 "merchantId": d.refund.merchant_id, "status": d.refund.status}
+                if isinstance(d.refund, Notification) else
+                {"refundReference": d.refund.refund_reference,
+                 "orderReference": d.refund.order_reference,
+                 "merchantId": d.refund.merchant_id, "finalStatus": d.refund.final_status})
+            row.update({"state": "delivering" if d.in_flight else "retrying" if d.attempts
+                        else "due",
+                        "nextAttemptAt": iso_millis(d.next_at), "url": d.url,
+                        "attempts": d.attempts, "lastStatus": d.last_status,
+                        "lastError": d.last_error})
+            rows.append(row)
         return rows
 
 
-def _headers(session: Session, attempt: int) -> list[tuple[str, str]]:
+def _headers(session: Session, attempt: int, event: str = EVENT) -> list[tuple[str, str]]:
     # Decision: no signature is documented, so none is sent; the two X-Sandbox headers tell a
     # receiver shared by parallel sessions which session and which attempt this is
-    return [("Content-Type", "application/json"), ("User-Agent", USER_AGENT),
+    agent = USER_AGENT if event == EVENT else USER_AGENT.replace(EVENT, event)
+    return [("Content-Type", "application/json"), ("User-Agent", agent),
             (SESSION_HEADER, session.name), (ATTEMPT_HEADER, str(attempt))]
+
+
+def _named(note: str, event: str) -> str:
+    """A journal note about REFUND_CALLBACK, said of another event."""
+    return note.replace(EVENT, event, 1)
 
 
 def _describe(exc: BaseException) -> str:
@@ -248,6 +313,8 @@ class WebhookDispatcher:
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
+        # applies the timed moves of orders whose time has come (the lifecycle's)
+        self.on_timers: Callable[[Session, list[Hashable]], None] | None = None
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -266,8 +333,14 @@ class WebhookDispatcher:
         # order already shows the final status; the delivery itself goes to the event loop
         state = session.states.get(PROVIDER)
         if state is not None:
+            self._fire_timers(session, state.callbacks)
             state.callbacks.settle_due(session, session.clock.now())
         self.wake()
+
+    def _fire_timers(self, session: Session, queue: CallbackQueue) -> None:
+        due = queue.due_timers(session.clock.now())
+        if due and self.on_timers is not None:
+            self.on_timers(session, due)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -290,6 +363,16 @@ class WebhookDispatcher:
             self._client = None
             self._task = loop.create_task(self._run(), name="optty-webhooks")
         self.wake()
+
+    def poke(self) -> None:
+        """Something was queued: on the server's loop, starts the dispatcher if need be (as
+        ensure_running); from any other thread, wakes it."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.wake()
+            return
+        self.ensure_running()
 
     def wake(self) -> None:
         loop, event = self._loop, self._event
@@ -323,7 +406,7 @@ class WebhookDispatcher:
             self._client = None
         left = self.pending_callbacks()
         if left:
-            log.warning("%d REFUND_CALLBACK(s) not delivered at shutdown", len(left),
+            log.warning("%d callback(s) not delivered at shutdown", len(left),
                         extra={"pending_callbacks": left})
 
     # -- reporting ---------------------------------------------------------------------------
@@ -375,9 +458,10 @@ class WebhookDispatcher:
         wait: float | None = None
         for session in self._world.sessions():
             state = session.states.get(PROVIDER)
-            if state is None or state.callbacks.idle():
+            if state is None or not state.callbacks.busy():
                 continue
             queue: CallbackQueue = state.callbacks
+            self._fire_timers(session, queue)
             now = session.clock.now()
             queue.settle_due(session, now)
             for delivery in queue.take_due(now):
@@ -398,7 +482,7 @@ class WebhookDispatcher:
     def _delivery_done(self, task: asyncio.Task[None]) -> None:
         self._deliveries.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("REFUND_CALLBACK delivery crashed", exc_info=task.exception())
+            log.error("callback delivery crashed", exc_info=task.exception())
         self.wake()
 
     def _http(self) -> httpx.AsyncClient:
@@ -413,10 +497,11 @@ class WebhookDispatcher:
         import httpx
 
         attempt = delivery.attempts + 1
-        url = delivery.refund.url
+        url = delivery.url
+        event = delivery.event
         assert url is not None
-        headers = _headers(session, attempt)
-        entry = _journal_callback(session, url, headers, delivery.body)
+        headers = _headers(session, attempt, event)
+        entry = _journal_callback(session, url, headers, delivery.body, event)
         started = time.perf_counter()
         status = 0
         response_headers: list[tuple[bytes, bytes]] = []
@@ -438,7 +523,8 @@ class WebhookDispatcher:
         except asyncio.CancelledError:
             queue.attempted(delivery, ok=False, now=session.clock.now(), status=None,
                             error="cancelled")
-            entry.warnings = (NOTE_CANCELLED.format(attempt=attempt, max=MAX_ATTEMPTS),)
+            entry.warnings = (_named(NOTE_CANCELLED, event).format(attempt=attempt,
+                                                                   max=MAX_ATTEMPTS),)
             finish(entry, status=0, headers={}, body=b"",
                    duration_ms=(time.perf_counter() - started) * 1000)
             if session.journal.watchers:
@@ -451,15 +537,15 @@ class WebhookDispatcher:
         next_at = queue.attempted(delivery, ok=ok, now=session.clock.now(),
                                   status=status or None, error=None if ok else why)
         if not ok:
-            note = (NOTE_GAVE_UP.format(attempt=attempt, max=MAX_ATTEMPTS, why=why)
+            note = (_named(NOTE_GAVE_UP, event).format(attempt=attempt, max=MAX_ATTEMPTS, why=why)
                     if next_at is None else
-                    NOTE_FAILED.format(attempt=attempt, max=MAX_ATTEMPTS, why=why,
-                                       at=iso_millis(next_at)))
+                    _named(NOTE_FAILED, event).format(attempt=attempt, max=MAX_ATTEMPTS, why=why,
+                                                      at=iso_millis(next_at)))
             entry.warnings = (note,)
-            log.info("%s (session %s, refund %s)", note, session.name,
-                     delivery.refund.refund_reference)
+            log.info("%s (session %s, %s)", note, session.name, delivery.label)
         elif attempt > 1:
-            entry.warnings = (NOTE_DELIVERED_LATE.format(attempt=attempt, max=MAX_ATTEMPTS),)
+            entry.warnings = (_named(NOTE_DELIVERED_LATE, event).format(attempt=attempt,
+                                                                        max=MAX_ATTEMPTS),)
         if cut:
             entry.warnings = (*entry.warnings, NOTE_ANSWER_CUT.format(limit=MAX_RESPONSE_BYTES))
         finish(entry, status=status, headers=response_headers,

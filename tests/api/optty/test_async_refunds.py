@@ -350,7 +350,7 @@ def test_shutdown_reports_undelivered_callbacks(receiver: Receiver, time_source:
         optty.refund("ORD-V1", 25, "r-left-behind")
         caplog.set_level(logging.WARNING, logger="mock_server.optty.webhooks")
     [record] = [r for r in caplog.records if "not delivered at shutdown" in r.getMessage()]
-    assert record.getMessage() == "1 REFUND_CALLBACK(s) not delivered at shutdown"
+    assert record.getMessage() == "1 callback(s) not delivered at shutdown"
     assert [row["refundReference"] for row in record.pending_callbacks] == ["r-left-behind"]
 
 
