@@ -122,3 +122,36 @@ def test_core_names_no_provider(with_comments: bool) -> None:
             else _code(path)
         found += [f"{path.name}: {m.group(0)}" for m in pattern.finditer(text)]
     assert found == []
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_the_pytest_plugin_serves_a_registry_of_ones_own(pytester: pytest.Pytester,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makeconftest('''
+import pytest
+from tests.tinyprovider.provider import registry
+
+
+@pytest.fixture(scope="session")
+def sandbox_providers():
+    return registry()
+''')
+    pytester.makepyfile('''
+import json
+import urllib.request
+
+
+def test_tiny(sandbox):
+    assert set(sandbox.urls) == {"afterpay", "optty", "tiny"}
+    sandbox.load_scenario({"name": "w", "tiny": {"widgets": [{"id": "w9", "price": "3.00"}]}})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(sandbox.urls["tiny"] + "/tiny/widgets/w9") as answer:
+        assert json.loads(answer.read()) == {"id": "w9", "price": "3.00"}
+    assert [e["provider"] for e in sandbox.requests(provider="tiny")] == ["tiny"]
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:schemathesis",
+                                           "-p", "no:hypothesispytest")
+    result.assert_outcomes(passed=1)
