@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import time
+from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from mock_server.core.host import ShutdownHook
 from mock_server.core.journal import finish
 from mock_server.core.limits import head_problem
 from mock_server.core.openapi import Spec
+from mock_server.core.providers import Provider, Registry, default_registry
 from mock_server.core.scenarios import Scenario, load_scenario_paths
 from mock_server.core.world import (
     DEFAULT_SESSION,
@@ -89,6 +91,8 @@ class SandboxApp:
         self.providers = list(providers)
         # the last provider answers paths nobody owns (Optty's NestJS "Cannot GET /x")
         self.fallback: ProviderApp | None = self.providers[-1] if self.providers else None
+        # the providers it was built from (create_app sets the one it was given)
+        self.registry: Registry = default_registry()
         self.started_at = time.monotonic()
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.shutdown_hooks: list[ShutdownHook] = []
@@ -415,41 +419,53 @@ class SandboxApp:
 
 
 @functools.cache
-def _spec(name: str) -> Spec:
+def _spec(name: str, where: str | None = None) -> Spec:
     # Parsed specs never change after loading, so every app built in one process (the test
-    # suite builds hundreds) shares them.
-    return Spec.load(name, spec_path(name))
+    # suite builds hundreds) shares them. `where`: a spec file outside openapi/.
+    return Spec.load(name, Path(where) if where is not None else spec_path(name))
 
 
-def load_startup(settings: Settings, error_codes: dict[str, frozenset[str]]) -> list[Scenario]:
+def _provider_spec(provider: Provider) -> Spec:
+    spec_name = provider.spec_name
+    if spec_name.endswith((".yaml", ".yml", ".json")):
+        return _spec(provider.name, spec_name)
+    return _spec(spec_name)
+
+
+def load_startup(settings: Settings, error_codes: dict[str, frozenset[str]], *,
+                 registry: Registry | None = None) -> list[Scenario]:
     paths = list(settings.scenarios) or [str(default_scenario_path())]
-    return load_scenario_paths(paths, error_codes=error_codes)
+    return load_scenario_paths(paths, error_codes=error_codes, registry=registry)
 
 
 def create_app(settings: Settings | None = None, *, time_source: TimeSource = real_time,
-               scenarios: Sequence[Scenario] | None = None) -> SandboxApp:
-    """Builds the whole sandbox: specs loaded once, startup world parsed, default session seeded."""
+               scenarios: Sequence[Scenario] | None = None,
+               providers: Registry | None = None) -> SandboxApp:
+    """Builds the whole sandbox: specs loaded once, startup world parsed, default session seeded.
+
+    `providers`: the registry to build from (default: mock_server.providers.registry())."""
     from mock_server.admin.routes import AdminApp
-    from mock_server.afterpay.portal import AfterpayPortal
-    from mock_server.afterpay.routes import AfterpayApp
     from mock_server.core.portal import PortalApp
-    from mock_server.optty.portal import OpttyPortal
-    from mock_server.optty.routes import OpttyApp
 
     settings = settings or Settings()
-    specs = {name: _spec(name) for name in ("admin", "afterpay", "optty")}
-    afterpay = AfterpayApp(specs["afterpay"])
-    optty = OpttyApp(specs["optty"], settings)
-    models: list[ProviderModel] = [afterpay.model, optty.model]
+    registry = providers if providers is not None else default_registry()
+    built = [provider.build(_provider_spec(provider), settings)
+             for provider in registry.providers]
+    models: list[ProviderModel] = [part.model for part in built]
     error_codes = {m.name: m.error_codes for m in models}
-    startup = list(scenarios) if scenarios is not None else load_startup(settings, error_codes)
+    startup = (list(scenarios) if scenarios is not None
+               else load_startup(settings, error_codes, registry=registry))
     world = World(settings, models, startup, time_source=time_source)
     app = SandboxApp(world, [])
-    admin = AdminApp(specs["admin"], app)
-    # the shopper's pages last: every API request is routed without trying their paths first
-    portal = PortalApp([AfterpayPortal(afterpay.lifecycle), OpttyPortal(optty)])
-    app.providers = [admin, afterpay, optty, portal]
-    app.fallback = optty
+    app.registry = registry
+    admin = AdminApp(_spec("admin"), app)
+    # the shopper's pages last, all in one portal app: every API request is routed without
+    # trying their paths first
+    pages = [pageset for part in built for pageset in part.pages]
+    app.providers = [admin, *(part.surface for part in built),
+                     *([PortalApp(pages)] if pages else [])]
+    app.fallback = next((part.surface for part in built if part.surface.name == registry.fallback),
+                        admin)
     for provider in app.providers:
         attach = getattr(provider, "attach", None)
         if attach is not None:

@@ -287,7 +287,8 @@ def check_command(paths: Sequence[str], *, startup: bool = False, world: Sequenc
         stdout.write(str(err) + "\n")
         return EXIT_FAILED
     try:
-        scenarios = load_scenario_paths(list(paths), error_codes=app.world.error_codes)
+        scenarios = load_scenario_paths(list(paths), error_codes=app.world.error_codes,
+                                        registry=app.registry)
     except ScenarioError as err:
         stdout.write(str(err) + "\n")
         return EXIT_FAILED

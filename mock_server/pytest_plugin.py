@@ -20,6 +20,7 @@ import pytest
 if TYPE_CHECKING:
     from mock_server.app import SandboxApp
     from mock_server.client import AsyncSandboxClient, JournalEntry, SandboxClient
+    from mock_server.core.providers import Registry
     from mock_server.settings import Settings
 
 URL_ENV = "MOCK_SERVER_URL"
@@ -81,6 +82,14 @@ class SandboxServer:
     def healthy(self) -> bool:
         return self.client.healthy()
 
+    @property
+    def provider_names(self) -> tuple[str, ...]:
+        """The providers it serves: the in-process app's registry, else the built-in ones."""
+        if self.app is not None:
+            return self.app.registry.names
+        from mock_server.core.providers import default_registry
+        return default_registry().names
+
     def session(self, name: str) -> SandboxSession:
         return SandboxSession(self, name)
 
@@ -99,10 +108,12 @@ class SandboxSession:
         self.server = server
         self.name = name
         self.base_url = f"{server.url}/sessions/{name}"
-        # both providers answer on the one port; each keeps its real paths under the prefix
+        # every provider answers on the one port; each keeps its real paths under the prefix
         self.afterpay_url = self.base_url
         self.optty_url = self.base_url
         self.optty_token_url = f"{self.base_url}/token"
+        # provider name -> the base URL its client under test uses (the server's registry)
+        self.urls: dict[str, str] = {name: self.base_url for name in server.provider_names}
         # for a client that can set a header but not change its base URL
         self.headers = {"X-Sandbox-Session": name}
         self.client = server.client.for_session(name)
@@ -204,12 +215,13 @@ def session_name(nodeid: str) -> str:
     return f"{slug[:64 - len(digest) - 1]}-{digest}" if slug else digest
 
 
-def _in_process(settings: Settings) -> Iterator[SandboxServer]:
+def _in_process(settings: Settings, providers: Registry | None = None
+                ) -> Iterator[SandboxServer]:
     from mock_server.core.scenarios import ScenarioError
     from mock_server.testing import SandboxStartError, ThreadedSandbox
 
     try:
-        threaded = ThreadedSandbox(settings)
+        threaded = ThreadedSandbox(settings, providers=providers)
     except ScenarioError as err:
         pytest.fail("the sandbox's startup world is invalid:\n" + "\n".join(err.problems),
                     pytrace=False)
@@ -281,14 +293,21 @@ def sandbox_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def sandbox_server(pytestconfig: pytest.Config, sandbox_settings: Settings
-                   ) -> Iterator[SandboxServer]:
+def sandbox_providers() -> Registry | None:
+    """The in-process sandbox's providers: None for the built-in ones; override this fixture
+    to return a mock_server.core.providers.Registry with providers of your own."""
+    return None
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(pytestconfig: pytest.Config, sandbox_settings: Settings,
+                   sandbox_providers: Registry | None) -> Iterator[SandboxServer]:
     """The sandbox of this test run. Under pytest-xdist every worker runs its own."""
     url = pytestconfig.getoption("sandbox_url") or os.environ.get(URL_ENV)
     if url:
         yield connect(url, os.environ.get(ADMIN_TOKEN_ENV))
     else:
-        yield from _in_process(sandbox_settings)
+        yield from _in_process(sandbox_settings, sandbox_providers)
 
 
 @pytest.fixture

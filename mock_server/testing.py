@@ -111,8 +111,10 @@ def _prepare(settings: Settings | None, overrides: dict[str, Any]
              ) -> tuple[Settings, SandboxApp, socket.socket]:
     from mock_server.app import create_app
 
+    # `providers`: a provider registry (mock_server.core.providers.Registry), not a setting
+    providers = overrides.pop("providers", None)
     chosen = sandbox_settings(settings, **overrides)
-    app = create_app(chosen)  # a bad startup world raises ScenarioError, every problem listed
+    app = create_app(chosen, providers=providers)  # a bad startup world raises ScenarioError, every problem listed
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     return chosen, app, sock

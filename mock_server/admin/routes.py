@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from mock_server.admin.ui import Dashboard
     from mock_server.core.host import Host
 
-PROVIDER_FILTERS = ("afterpay", "optty", "admin", "portal")
+# the journal's provider filter values: the app's registry's (Registry.journal_filters)
 # the journal's pages (GET /__admin/requests): entries per page by default and at most
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -222,14 +222,16 @@ class AdminApp:
             # requests of other sessions
             scenario = await asyncio.get_running_loop().run_in_executor(
                 _parser(), functools.partial(parse_scenario, ctx.body, source,
-                                             error_codes=self.app.world.error_codes))
+                                             error_codes=self.app.world.error_codes,
+                                             registry=self.app.registry))
             loaded = self.app.world.load(ctx.session, scenario)
         except ScenarioError as err:
             # 400: the document breaks the published scenario schema (or is no YAML/JSON);
             # 422: the schema allows it, but what JSON Schema cannot say refuses it (references
             # between its parts or to the session, money that does not add up, unique ids, a
             # number's written form). Decided on the error path only.
-            status = 422 if follows_published_schema(plain_document(ctx.body)) else 400
+            status = 422 if follows_published_schema(plain_document(ctx.body),
+                                                     self.app.registry) else 400
             raise AdminError(status, "invalid_scenario", str(err), list(err.problems)) from err
         return json_response({"session": ctx.session.name, "name": scenario.name,
                               "seeded": loaded.seeded, "faults": len(loaded.faults)}, 201)
@@ -253,9 +255,10 @@ class AdminApp:
     async def list_requests(self, ctx: Context) -> Response:
         query = ctx.query
         provider = query.get("provider") or None
-        if provider is not None and provider not in PROVIDER_FILTERS:
+        known = self.app.registry.journal_filters
+        if provider is not None and provider not in known:
             raise AdminError(400, "invalid_request",
-                             f"provider must be one of {', '.join(PROVIDER_FILTERS)}")
+                             f"provider must be one of {', '.join(known)}")
         # 0: the requests a connection fault answered with no status at all
         raw_status = query.get("status")
         status = _int_param(raw_status, "status", 0, 599)
@@ -293,9 +296,10 @@ class AdminApp:
     async def stream_requests(self, ctx: Context) -> Response:
         query = ctx.query
         provider = query.get("provider") or None
-        if provider is not None and provider not in PROVIDER_FILTERS:
+        known = self.app.registry.journal_filters
+        if provider is not None and provider not in known:
             raise AdminError(400, "invalid_request",
-                             f"provider must be one of {', '.join(PROVIDER_FILTERS)}")
+                             f"provider must be one of {', '.join(known)}")
         status = _int_param(query.get("status"), "status", 0, 599)
         limit = _int_param(query.get("limit"), "limit", 1, 10_000)
         after = _int_param(query.get("after"), "after", 0, 2**63 - 1)

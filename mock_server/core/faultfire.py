@@ -34,7 +34,7 @@ async def before_handler(ctx: Context, provider: ProviderApp, rule: FaultRule, *
                          handled: bool) -> Response | None:
     """A scripted answer that replaces the provider's, after any delay; None lets the provider
     answer. A `delay` alone is taken by the handler at its processing moment
-    (core.http.processing_time): an Afterpay refund takes it while holding its idempotency key,
+    (core.http.processing_time): a refund handler takes it while holding its idempotency key,
     so a concurrent repeat meets a request still in flight (409); a request refused or replayed
     before that moment answers at once. A request no handler answers (`handled` false: unknown
     route, wrong method, body too large) waits here."""

@@ -74,7 +74,7 @@ class IdSource:
         return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
 
     def sequence(self, name: str, start: int) -> int:
-        """Increasing numbers (e.g. Afterpay refund ids) from a seeded starting point."""
+        """Increasing numbers (e.g. a provider's refund ids) from a seeded starting point."""
         with self._lock:
             current = self._counters.get(name)
             if current is None:

@@ -290,7 +290,7 @@ def finish(entry: JournalEntry, *, status: int, headers: HeaderItems, body: byte
         clean, budget = redactor(), MAX_ENTRY_BYTES
     else:
         clean, budget = journal.redact, journal.entry_bytes
-    # an answer may echo what the request sent (Optty's "Cannot GET /x?client_secret=..."):
+    # an answer may echo what the request sent (an Express-style "Cannot GET /x?client_secret=..."):
     # looked at in full when the request brought a secret, else only for the JWTs it issues
     kept_headers, kept_body, cut, kept, _redacted = _kept(
         tuple(headers), body, budget, clean,

@@ -266,8 +266,8 @@ class Spec:
         resolved = _resolve(copy.deepcopy(dict(document)), document)
         global_security = resolved.get("security", [])
         for template, item in resolved.get("paths", {}).items():
-            # a path item may name parameters that also match an empty segment (an Afterpay
-            # route answers `/v2/payments//refund` itself, recorded); by default a parameter
+            # a path item may name parameters that also match an empty segment (a provider's
+            # route may answer `/v2/payments//refund` itself, recorded); by default a parameter
             # needs one character at least
             empty = frozenset(item.get(EMPTY_PARAMETERS, ()))
             entry = _PathEntry(template, _compile(template, empty), _static_count(template), {})

@@ -15,7 +15,7 @@ REDACTED = "[REDACTED]"
 _REDACTED_BYTES = REDACTED.encode()
 
 # Header names, query parameters and form or JSON fields whose value is a credential, compared
-# case-insensitively: Afterpay's Basic credentials, Optty's token request (client_secret) and
+# case-insensitively: Basic credentials, an OAuth token request (client_secret) and its
 # answer (access_token), API keys, cookies. --redact NAME adds to these.
 DEFAULT_NAMES = (
     "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key",

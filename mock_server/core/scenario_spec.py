@@ -1,4 +1,4 @@
-"""The scenario JSON Schema as the admin API publishes it: the shipped one, read at the JSON level."""
+"""The scenario JSON Schema as the admin API publishes it: the registry's, read at the JSON level."""
 
 from __future__ import annotations
 
@@ -6,27 +6,27 @@ import copy
 import functools
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator, validators
 
 from mock_server.core.scenarios import (
     _FLOAT,
     _INT,
-    _SCHEMA,
-    _TEXT_FIELDS,
     ScenarioError,
     _Builder,
+    _default_registry,
     _is_date_time,
     _is_integer,
 )
 
-# The $defs whose fields live under a provider section, where a number written for a text field
-# is read as the text it was written with ("amount: 120.00" is "120.00"; ids written as numbers
-# become strings), and the text then meets the field's own schema.
-_PROVIDER_DEFS = ("afterpayMerchant", "afterpayPayment", "afterpayRefund", "opttyMerchant",
-                  "opttyProvider", "opttyOrder", "opttyRefund", "opttyCapture", "opttyVoid")
-# the same for a scenario's and a fault rule's name
+if TYPE_CHECKING:
+    from mock_server.core.providers import Registry
+
+# In the $defs a provider's fragment brings, a number written for one of its text fields is read
+# as the text it was written with ("amount: 120.00" is "120.00"; ids written as numbers become
+# strings), and the text then meets the field's own schema; the same for a scenario's and a
+# fault rule's name:
 _NAMED = (("properties",), ("$defs", "faultRule", "properties"))
 _WRITTEN_NUMBER = {
     "type": "number",
@@ -44,12 +44,14 @@ def _widen(node: dict[str, Any]) -> None:
 
 
 @functools.cache
-def _published() -> str:
-    schema = copy.deepcopy(_SCHEMA)
-    for name in _PROVIDER_DEFS:
-        for field, sub in schema["$defs"][name]["properties"].items():
-            if field in _TEXT_FIELDS:
-                _widen(sub)
+def _published(registry: Registry) -> str:
+    schema = copy.deepcopy(registry.scenario_schema)
+    for provider in registry.providers:
+        text_fields = provider.scenario_rules.text_fields
+        for name in provider.scenario_fragment.get("$defs", {}):
+            for field, sub in schema["$defs"][name].get("properties", {}).items():
+                if field in text_fields:
+                    _widen(sub)
     for where in _NAMED:
         node = schema
         for key in where:
@@ -58,10 +60,11 @@ def _published() -> str:
     return json.dumps(schema)
 
 
-def published_schema() -> dict[str, Any]:
-    """The shipped scenario schema, widened where the reader keeps a number's written text:
-    a JSON (or YAML) document is valid here exactly when its shape is one the reader takes."""
-    return dict(json.loads(_published()))
+def published_schema(registry: Registry | None = None) -> dict[str, Any]:
+    """The registry's scenario schema (default: the built-in providers'), widened where the
+    reader keeps a number's written text: a JSON (or YAML) document is valid here exactly when
+    its shape is one the reader takes."""
+    return dict(json.loads(_published(registry or _default_registry())))
 
 
 _Validator = validators.extend(  # type: ignore[no-untyped-call,unused-ignore]
@@ -70,18 +73,18 @@ _Validator = validators.extend(  # type: ignore[no-untyped-call,unused-ignore]
 
 
 @functools.cache
-def _validator() -> Any:
+def _validator(registry: Registry) -> Any:
     from jsonschema import FormatChecker
 
     formats = FormatChecker(formats=())
     formats.checks("date-time", raises=ValueError)(_is_date_time)
-    return _Validator(published_schema(), format_checker=formats)
+    return _Validator(published_schema(registry), format_checker=formats)
 
 
-def follows_published_schema(document: Any) -> bool:
+def follows_published_schema(document: Any, registry: Registry | None = None) -> bool:
     """Whether a document (as JSON or plain YAML reads it) is one the published schema allows."""
     try:
-        return bool(_validator().is_valid(document))
+        return bool(_validator(registry or _default_registry()).is_valid(document))
     except (RecursionError, TypeError, ValueError):
         return False
 
@@ -148,9 +151,9 @@ def _names_as_patterns(node: Any, defs: Mapping[str, Any]) -> None:
         _names_as_patterns(value, defs)
 
 
-def openapi_components() -> dict[str, Any]:
+def openapi_components(registry: Registry | None = None) -> dict[str, Any]:
     """The published schema as OpenAPI 3.0 components: `Scenario` and one per definition."""
-    schema = published_schema()
+    schema = published_schema(registry)
     _names_as_patterns(schema, schema["$defs"])
     components = {COMPONENT_PREFIX: _to_openapi(schema)}
     for name, sub in schema["$defs"].items():

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import difflib
 import errno
+import importlib
 import json
 import os
 import re
 import stat
+import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
@@ -25,7 +27,6 @@ NodePath = tuple[str | int, ...]
 
 FAULT_NAMES: frozenset[str] = frozenset(
     {"connection_reset", "empty_response", "malformed_body", "truncated_body", "slow_body"})
-PROVIDERS: frozenset[str] = frozenset({"afterpay", "optty"})
 
 SCENARIO_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".json")
 
@@ -72,7 +73,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_path(path: Sequence[str | int]) -> str:
-    """A node's path as problems show it: afterpay.payments[0].amount, body["a.b"]."""
+    """A node's path as problems show it: shop.items[0].amount, body["a.b"]."""
     out = ""
     for part in path:
         if isinstance(part, int):
@@ -85,13 +86,17 @@ def format_path(path: Sequence[str | int]) -> str:
 
 
 def parse_scenario(text: str | bytes, source: str = "<request>", *,
-                   error_codes: Mapping[str, Collection[str]] | None = None) -> Scenario:
-    """Parses and validates one document; raises ScenarioError listing every problem, by line."""
-    builder = _Builder(source)
+                   error_codes: Mapping[str, Collection[str]] | None = None,
+                   registry: ScenarioRegistry | None = None) -> Scenario:
+    """Parses and validates one document; raises ScenarioError listing every problem, by line.
+
+    The schema and the seed rules are the registry's (default: the built-in providers)."""
+    registry = registry if registry is not None else _default_registry()
+    builder = _Builder(source, registry)
     document = builder.parse(text)
     lines = builder.lines
-    found: list[tuple[NodePath, str]] = list(_schema_problems(document))
-    found.extend(_Checks(document, lines, error_codes).run())
+    found: list[tuple[NodePath, str]] = list(_schema_problems(document, registry))
+    found.extend(SeedChecks(document, lines, error_codes, registry).run())
     problems = list(builder.problems)
     problems.extend((_line_of(lines, path), message) for path, message in found)
     if problems:
@@ -105,7 +110,7 @@ def parse_scenario(text: str | bytes, source: str = "<request>", *,
 
 def load_scenario_paths(paths: Sequence[str | os.PathLike[str]], *,
                         error_codes: Mapping[str, Collection[str]] | None = None,
-                        ) -> list[Scenario]:
+                        registry: ScenarioRegistry | None = None) -> list[Scenario]:
     """Loads files and directories (their *.yaml, *.yml, *.json, recursively, by path) in order.
 
     Every file is read and checked before anything is refused, so one ScenarioError lists the
@@ -121,7 +126,8 @@ def load_scenario_paths(paths: Sequence[str | os.PathLike[str]], *,
                 problems.append(f"{source}:1: cannot read: {exc.strerror or exc}")
                 continue
             try:
-                scenarios.append(parse_scenario(data, source, error_codes=error_codes))
+                scenarios.append(parse_scenario(data, source, error_codes=error_codes,
+                                                registry=registry))
             except ScenarioError as exc:
                 problems.extend(exc.problems)
     if problems:
@@ -176,14 +182,9 @@ for _tag, _regexp, _first in (
 _STR, _NULL, _BOOL, _INT, _FLOAT, _MERGE = (
     f"tag:yaml.org,2002:{name}" for name in ("str", "null", "bool", "int", "float", "merge"))
 
-# Inside the seed sections these fields (and the scenario's and faults' names) are text even when
-# written as a bare number, exactly as written: `amount: 120.00` is "120.00" (a float would print
-# 120.0), `merchantId: 100101382` is "100101382".
-_TEXT_FIELDS = frozenset({
-    "amount", "captured", "surcharge", "refundable",
-    "id", "merchantId", "secretKey", "clientId", "clientSecret", "token", "merchantReference",
-    "orderReference", "refundReference", "refundId", "requestId", "refundMerchantReference",
-})
+# Inside a provider's section the fields it names (ScenarioRules.text_fields), and the scenario's
+# and faults' names, are text even when written as a bare number, exactly as written:
+# `amount: 120.00` is "120.00" (a float would print 120.0), an id `100101382` is "100101382".
 
 # Bounds what aliases may expand to ("billion laughs"): POST /__admin/scenarios takes documents
 # from anyone who can reach the port.
@@ -207,8 +208,9 @@ class _TooLarge(Exception):
 class _Builder:
     """Builds plain Python values from yaml's node tree, recording each node's line by path."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, registry: ScenarioRegistry | None = None) -> None:
         self.source = source
+        self.registry = registry if registry is not None else _default_registry()
         self.lines: dict[NodePath, int] = {}
         self.problems: list[tuple[int, str]] = []
         self._built: set[int] = set()
@@ -366,7 +368,7 @@ class _Builder:
         tag = node.tag
         if tag == _STR:
             return text
-        if tag in (_INT, _FLOAT) and not node.style and _keeps_text(path):
+        if tag in (_INT, _FLOAT) and not node.style and _keeps_text(path, self.registry):
             return text
         try:
             if tag == _NULL:
@@ -384,10 +386,10 @@ class _Builder:
         return text
 
 
-def _keeps_text(path: NodePath) -> bool:
+def _keeps_text(path: NodePath, registry: ScenarioRegistry) -> bool:
     if path[-1] == "name":
         return len(path) == 1 or (len(path) == 3 and path[0] == "faults")
-    return len(path) > 1 and path[0] in PROVIDERS and path[-1] in _TEXT_FIELDS
+    return len(path) > 1 and path[0] in registry.names and path[-1] in registry.text_fields
 
 
 def _line(node: yaml.Node) -> int:
@@ -439,10 +441,74 @@ def _scenario_files(source: str, problems: list[str]) -> list[str]:
 
 # --- validation -------------------------------------------------------------------------------
 
-_SCHEMA: dict[str, Any] = json.loads(
-    (resources.files("mock_server") / "schemas" / "scenario.schema.json").read_text("utf-8"))
+# the module whose `registry()` is the built-in list, used where no registry is given (a
+# scenario read by `mock-server check`, `parse_scenario(text)`); named here once, imported late
+DEFAULT_REGISTRY_MODULE = "mock_server.providers"
 
-_DURATION = re.compile(_SCHEMA["$defs"]["duration"]["pattern"])
+
+@dataclass(frozen=True)
+class ScenarioRules:
+    """What a scenario's section of this provider must satisfy beyond its schema fragment.
+
+    text_fields: fields read as the text they were written with (`amount: 120.00` is "120.00").
+    unique: (list, key, what): no two items of `section.list` share `key`.
+    unique_refunds: (list, key, scope): refunds' `key` is unique across `section.list[*].refunds`
+    within the scope the function returns for their owner.
+    money: the rules on amounts (captured within the amount, refunds within what was captured).
+    """
+
+    text_fields: frozenset[str] = frozenset()
+    unique: tuple[tuple[str, str, str], ...] = ()
+    unique_refunds: tuple[tuple[str, str, Callable[[dict[str, Any]], object]], ...] = ()
+    money: Callable[[SeedChecks, str, dict[str, Any]], Iterator[tuple[NodePath, str]]] | None = None
+
+class ScenarioProvider(Protocol):
+    """What the reader needs of one provider (core.providers.Provider has more)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def scenario_rules(self) -> ScenarioRules: ...
+
+
+class ScenarioRegistry(Protocol):
+    """What the reader needs of a registry: the composed schema, the provider sections and
+    their rules (core.providers.Registry, built above this module, is one)."""
+
+    @property
+    def providers(self) -> Sequence[ScenarioProvider]: ...
+
+    @property
+    def names(self) -> Any: ...
+
+    @property
+    def text_fields(self) -> frozenset[str]: ...
+
+    @property
+    def scenario_schema(self) -> dict[str, Any]: ...
+
+
+_default: ScenarioRegistry | None = None
+
+
+def default_registry() -> ScenarioRegistry:
+    """The built-in providers (`mock_server.providers.registry()`), loaded on first use by the
+    module's name: the list of built-in providers sits above core, which never imports it."""
+    global _default
+    if _default is None:
+        _default = importlib.import_module(DEFAULT_REGISTRY_MODULE).registry()
+    return _default
+
+
+def _default_registry() -> ScenarioRegistry:
+    return default_registry()
+
+
+_BASE_SCHEMA: dict[str, Any] = json.loads(
+    (resources.files("mock_server.core") / "scenario.base.schema.json").read_text("utf-8"))
+
+_DURATION = re.compile(_BASE_SCHEMA["$defs"]["duration"]["pattern"])
 _DURATION_UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours",
                    "d": "days"}
 _DATE_TIME = re.compile(
@@ -474,15 +540,25 @@ def _is_integer(checker: Any, instance: object) -> bool:
 _Validator = validators.extend(  # type: ignore[no-untyped-call,unused-ignore]
     Draft202012Validator,
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
-_VALIDATOR = _Validator(_SCHEMA, format_checker=_FORMATS)
+_VALIDATORS: weakref.WeakKeyDictionary[ScenarioRegistry, Any] = weakref.WeakKeyDictionary()
+
+
+def _validator(registry: ScenarioRegistry) -> Any:
+    """One validator per registry (its composed schema), built on first use."""
+    validator = _VALIDATORS.get(registry)
+    if validator is None:
+        validator = _Validator(registry.scenario_schema, format_checker=_FORMATS)
+        _VALIDATORS[registry] = validator
+    return validator
 
 _TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number",
                "boolean": "true or false", "object": "a mapping", "array": "a list",
                "null": "null"}
 
 
-def _schema_problems(document: dict[str, Any]) -> Iterator[tuple[NodePath, str]]:
-    for error in _VALIDATOR.iter_errors(document):
+def _schema_problems(document: dict[str, Any],
+                     registry: ScenarioRegistry) -> Iterator[tuple[NodePath, str]]:
+    for error in _validator(registry).iter_errors(document):
         yield from _explain(error)
 
 
@@ -564,35 +640,36 @@ def _show(value: object) -> str:
 
 # --- checks the schema cannot express ---------------------------------------------------------
 
-class _Checks:
-    """Uniqueness, money that adds up, error codes; tolerant of shapes the schema refused."""
+class SeedChecks:
+    """Uniqueness, money that adds up, error codes; tolerant of shapes the schema refused.
+
+    The providers' rules come from the registry (ScenarioRules); a provider's `money` rule is
+    given this object and may use `refunds_within` and the module's `items` / `money` / `text`.
+    """
 
     def __init__(self, document: dict[str, Any], lines: Mapping[NodePath, int],
-                 error_codes: Mapping[str, Collection[str]] | None) -> None:
+                 error_codes: Mapping[str, Collection[str]] | None,
+                 registry: ScenarioRegistry | None = None) -> None:
         self.document = document
         self.lines = lines
         self.error_codes = error_codes
+        self.registry = registry if registry is not None else _default_registry()
 
     def run(self) -> Iterator[tuple[NodePath, str]]:
-        afterpay = _mapping(self.document.get("afterpay"))
-        optty = _mapping(self.document.get("optty"))
-        payments = _items(afterpay.get("payments"))
-        orders = _items(optty.get("orders"))
+        providers = self.registry.providers
         faults = _items(self.document.get("faults"))
-        yield from self._unique(("afterpay", "merchants"), "merchantId", "merchantId")
-        yield from self._unique(("afterpay", "payments"), "id", "payment id")
-        yield from self._unique_refunds(("afterpay", "payments"), "refundId",
-                                        lambda payment: "")
-        yield from self._unique(("optty", "merchants"), "merchantId", "merchantId")
-        yield from self._unique(("optty", "orders"), "orderReference", "orderReference")
-        # refundReference is unique per merchant at Optty (reference: optty.md)
-        yield from self._unique_refunds(("optty", "orders"), "refundReference",
-                                        lambda order: order.get("merchantId"))
+        for provider in providers:
+            rules = provider.scenario_rules
+            for section, key, what in rules.unique:
+                yield from self._unique((provider.name, section), key, what)
+            for section, key, scope in rules.unique_refunds:
+                yield from self._unique_refunds((provider.name, section), key, scope)
         yield from self._unique(("faults",), "name", "fault name")
-        for index, payment in payments:
-            yield from self._afterpay_money(("afterpay", "payments", index), payment)
-        for index, order in orders:
-            yield from self._optty_money(("optty", "orders", index), order)
+        for provider in providers:
+            money_rule = provider.scenario_rules.money
+            if money_rule is not None:
+                yield from money_rule(self, provider.name,
+                                      _mapping(self.document.get(provider.name)))
         for index, rule in faults:
             yield from self._fault(("faults", index), rule)
 
@@ -624,30 +701,13 @@ class _Checks:
                     yield here, (f"{format_path(here)}: duplicate {key} {value!r} "
                                  f"(first at line {_line_of(self.lines, seen)})")
 
-    def _afterpay_money(self, at: NodePath,
-                        payment: dict[str, Any]) -> Iterator[tuple[NodePath, str]]:
-        amount = _money(payment.get("amount"))
-        captured = _money(payment.get("captured"))
-        if amount is not None and captured is not None and captured > amount:
-            yield ((*at, "captured"), f"{format_path((*at, 'captured'))}: captured "
-                   f"{_text(captured)} is more than the amount {_text(amount)}")
-        yield from self._refunds_within(at, payment, captured if captured is not None else amount)
-
-    def _optty_money(self, at: NodePath, order: dict[str, Any]) -> Iterator[tuple[NodePath, str]]:
-        amount = _money(order.get("amount"))
-        surcharge = _money(order.get("surcharge", "0"))
-        captured = _money(order.get("captured"))
-        total = amount + surcharge if amount is not None and surcharge is not None else None
-        if total is not None and captured is not None and captured > total:
-            yield ((*at, "captured"), f"{format_path((*at, 'captured'))}: captured "
-                   f"{_text(captured)} is more than amount + surcharge {_text(total)}")
-        yield from self._refunds_within(at, order, captured if captured is not None else total)
-
-    def _refunds_within(self, at: NodePath, owner: dict[str, Any],
-                        captured: Decimal | None) -> Iterator[tuple[NodePath, str]]:
-        # a FAILED Optty refund gave no money back, so it does not count against what was captured
+    def refunds_within(self, at: NodePath, owner: dict[str, Any], captured: Decimal | None,
+                       counts: Callable[[dict[str, Any]], bool] | None = None,
+                       ) -> Iterator[tuple[NodePath, str]]:
+        """The owner's refunds (those `counts` keeps: money given back) total no more than what
+        was captured."""
         amounts = [_money(refund.get("amount")) for _, refund in _items(owner.get("refunds"))
-                   if refund.get("status") != "FAILED"]
+                   if counts is None or counts(refund)]
         if captured is None or not amounts or None in amounts:
             return
         total = sum((amount for amount in amounts if amount is not None), Decimal(0))
@@ -741,3 +801,20 @@ def _money(value: object) -> Decimal | None:
 
 def _text(amount: Decimal) -> str:
     return f"{amount:.2f}"
+
+
+# for the providers' money rules (ScenarioRules.money)
+items = _items
+money = _money
+text = _text
+
+
+def __getattr__(name: str) -> Any:
+    # the built-in registry's schema, provider names and text fields, under their former names
+    if name == "_SCHEMA":
+        return _default_registry().scenario_schema
+    if name == "PROVIDERS":
+        return frozenset(_default_registry().names)
+    if name == "_TEXT_FIELDS":
+        return _default_registry().text_fields
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

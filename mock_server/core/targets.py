@@ -1,4 +1,4 @@
-"""Where the sandbox may send requests of its own (Optty's REFUND_CALLBACK): never to its own
+"""Where the sandbox may send requests of its own (a provider's callbacks): never to its own
 admin API, never with credentials in the URL, only to the networks --webhook-allow names."""
 
 from __future__ import annotations

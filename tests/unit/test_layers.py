@@ -21,6 +21,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                     "mock_server.verify", "mock_server.schemas")),
     ("core", ("mock_server.core",)),
     ("provider", ("mock_server.afterpay", "mock_server.optty")),
+    # the built-in providers' list (the one registry entry a new provider adds)
+    ("registry", ("mock_server.providers",)),
     ("admin", ("mock_server.admin",)),
     ("app", ("mock_server.app",)),
     ("entry", ("mock_server.__main__", "mock_server.cli", "mock_server.commands",
