@@ -92,7 +92,7 @@ class Store:
         """Forgets everything the store holds; returns how many sessions it held."""
         sessions = len(self.info()["sessions"])
         if self.url.kind == "sqlite":
-            for table in ("accounts", "refunds", "answers"):
+            for table in ("accounts", "refunds", "answers", "refs"):
                 self._handle.execute(f"DELETE FROM {table}")  # noqa: S608
         elif self.url.kind == "redis":
             keys = list(self._handle.scan_iter(match="rms:{*", count=1000))
