@@ -6,6 +6,7 @@ A Store makes each session's ledger, and can describe and wipe itself (`mock-ser
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,12 @@ from typing import Any
 
 from mock_server.core.ledger import InMemoryLedger, Ledger
 from mock_server.core.ledger_codec import FORMAT_VERSION, StoreFormatError
+from mock_server.core.sessionstore import (
+    CallbackQueue,
+    FaultCounters,
+    MemoryCallbackQueue,
+    MemoryFaultCounters,
+)
 
 __all__ = ["Store", "StoreError", "StoreFormatError", "open_store", "parse_store_url"]
 
@@ -52,6 +59,33 @@ def parse_store_url(text: str) -> StoreUrl:
 class Store:
     url: StoreUrl
     _handle: Any = field(default=None, repr=False)
+    # an SQLite connection is shared by the process's threads: one lock keeps their
+    # transactions apart (SQLite's own write lock keeps the processes' apart)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def fault_counters(self, namespace: str) -> FaultCounters:
+        """The fault-rule counters of one session."""
+        if self.url.kind == "memory":
+            return MemoryFaultCounters()
+        if self.url.kind == "sqlite":
+            from mock_server.core.sessionstore_sqlite import SqliteFaultCounters
+
+            return SqliteFaultCounters(self._handle, namespace, self._lock)
+        from mock_server.core.sessionstore_redis import RedisFaultCounters
+
+        return RedisFaultCounters(self._handle, namespace)
+
+    def callbacks(self, namespace: str) -> CallbackQueue:
+        """The queue of one session's pending callbacks."""
+        if self.url.kind == "memory":
+            return MemoryCallbackQueue()
+        if self.url.kind == "sqlite":
+            from mock_server.core.sessionstore_sqlite import SqliteCallbackQueue
+
+            return SqliteCallbackQueue(self._handle, namespace, self._lock)
+        from mock_server.core.sessionstore_redis import RedisCallbackQueue
+
+        return RedisCallbackQueue(self._handle, namespace)
 
     def ledger(self, namespace: str) -> Ledger:
         """The ledger of one session."""
@@ -75,24 +109,37 @@ class Store:
             described["path"] = self.url.target
             sessions: dict[str, dict[str, int]] = {}
             for table, name in (("accounts", "accounts"), ("refunds", "refunds"),
-                                ("answers", "idempotencyRecords")):
+                                ("answers", "idempotencyRecords"),
+                                ("fault_counters", "faultCounters"),
+                                ("callbacks", "pendingCallbacks")):
                 for ns, count in self._handle.execute(
                         f"SELECT ns, COUNT(*) FROM {table} GROUP BY ns"):  # noqa: S608
                     sessions.setdefault(ns, {"accounts": 0, "refunds": 0,
-                                             "idempotencyRecords": 0})[name] = count
+                                             "idempotencyRecords": 0, "faultCounters": 0,
+                                             "pendingCallbacks": 0})[name] = count
             described["sessions"] = sessions
             return described
         names = sorted({key.decode().split("}", 1)[0][len("rms:{"):]
                         for key in self._handle.scan_iter(match="rms:{*", count=1000)})
         described["url"] = self.url.target
-        described["sessions"] = {name: dict(self.ledger(name).stats()) for name in names}
+        described["sessions"] = {name: self._redis_counts(name) for name in names}
         return described
+
+    def _redis_counts(self, name: str) -> dict[str, int]:
+        counts = dict(self.ledger(name).stats())
+        rules = {field.rsplit(b"|", 1)[0] for field in
+                 self._handle.hkeys(f"rms:{{{name}}}:faults")}
+        counts["faultCounters"] = len(rules)
+        counts["pendingCallbacks"] = int(self._handle.zcard(f"rms:{{{name}}}:cb:due"))
+        return counts
 
     def wipe(self) -> int:
         """Forgets everything the store holds; returns how many sessions it held."""
         sessions = len(self.info()["sessions"])
         if self.url.kind == "sqlite":
-            for table in ("accounts", "refunds", "answers", "refs"):
+            from mock_server.core.sessionstore_sqlite import TABLES
+
+            for table in ("accounts", "refunds", "answers", "refs", *TABLES):
                 self._handle.execute(f"DELETE FROM {table}")  # noqa: S608
         elif self.url.kind == "redis":
             keys = list(self._handle.scan_iter(match="rms:{*", count=1000))
@@ -113,6 +160,7 @@ def open_store(text: str, *, create: bool = True) -> Store:
         return Store(url)
     if url.kind == "sqlite":
         from mock_server.core.ledger_sqlite import connect
+        from mock_server.core.sessionstore_sqlite import prepare
 
         path = Path(url.target)
         if not create and not path.exists():
@@ -120,7 +168,9 @@ def open_store(text: str, *, create: bool = True) -> Store:
         if path.parent and not path.parent.is_dir():
             raise StoreError(f"{url.target}: the folder {path.parent} does not exist")
         try:
-            return Store(url, connect(url.target))
+            db = connect(url.target)
+            prepare(db)
+            return Store(url, db)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{url.target}: not a store ({exc})") from None
     try:
