@@ -91,12 +91,14 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 class SqliteLedger(Ledger):
-    def __init__(self, db: sqlite3.Connection, namespace: str) -> None:
+    def __init__(self, db: sqlite3.Connection, namespace: str,
+                 lock: threading.Lock | None = None) -> None:
         self._db = db
         self._ns = namespace
-        # one connection per process is shared by its threads; the lock keeps their
+        # one connection per process is shared by its threads (and by every session's ledger
+        # on it: core.stores.Store passes the connection's one lock); the lock keeps their
         # transactions apart, SQLite's write lock keeps the processes' apart
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -28,6 +28,21 @@ class StoreError(Exception):
     """A store URL that names no usable store (one line, for the command line)."""
 
 
+# What a durable or shared store does not hold yet; serving from one would lose it on a restart
+# or keep it from other processes, so `create_app` refuses such a store rather than serve.
+NOT_YET_STORED = ("sessions and their loaded scenarios", "the journal", "session clocks",
+                  "id-generator state", "pending Optty callbacks")
+
+
+def refuse_serving(url: StoreUrl) -> None:
+    """Raises StoreError (one line) unless the sandbox can serve with all its state in `url`."""
+    if url.kind == "memory":
+        return
+    raise StoreError(
+        f"serving from a {url.kind} store is not supported yet: {', '.join(NOT_YET_STORED)} "
+        "would stay in one process and be lost on a restart (use --store memory)")
+
+
 @dataclass(frozen=True)
 class StoreUrl:
     kind: str  # "memory", "sqlite" or "redis"
@@ -94,7 +109,7 @@ class Store:
         if self.url.kind == "sqlite":
             from mock_server.core.ledger_sqlite import SqliteLedger
 
-            return SqliteLedger(self._handle, namespace)
+            return SqliteLedger(self._handle, namespace, self._lock)
         from mock_server.core.ledger_redis import RedisLedger
 
         return RedisLedger(self._handle, namespace)
@@ -187,3 +202,45 @@ def open_store(text: str, *, create: bool = True) -> Store:
         raise StoreError(f"{url.target}: {exc}") from None
     RedisLedger.check_format(client)
     return Store(url, client)
+
+
+def wipe_store(text: str) -> str:
+    """Forgets everything the store at `text` holds, also when an incompatible version of the
+    sandbox wrote it; says what was wiped. StoreError (one line) when it is not a store."""
+    url = parse_store_url(text)
+    if url.kind == "memory":
+        raise StoreError("the memory store lives in a serving process: restart it, or reset "
+                         "sessions with POST /__admin/reset")
+    try:
+        store = open_store(text, create=False)
+    except StoreFormatError:
+        return _wipe_other_format(url)
+    try:
+        return f"{store.wipe()} session(s)"
+    finally:
+        store.close()
+
+
+def _wipe_other_format(url: StoreUrl) -> str:
+    if url.kind == "sqlite":
+        db = sqlite3.connect(url.target, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            tables = [name for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                db.execute(f'DROP TABLE "{table}"')
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        return "a store of another format"
+    import redis
+
+    client = redis.Redis.from_url(url.target)
+    try:
+        keys = list(client.scan_iter(match="rms:*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start:start + 500])
+    finally:
+        client.close()
+    return "a store of another format"
