@@ -47,7 +47,8 @@ def _refunds(url: str, namespace: str, count: int, worker: int) -> list[float]:
         answer = StoredAnswer(201, (), b'{"refundId":"1"}', ("p", "1.00"), NOW)
         started = time.perf_counter()
         ledger.claim(key, NOW)
-        ledger.refund(KEY, entry, key, answer)
+        # the refund id unique in the session, as the Afterpay model takes it
+        ledger.refund(KEY, entry, key, answer, reference=f"afterpay:refundId:{worker}-{n}")
         timings.append(time.perf_counter() - started)
     store.close()
     return timings
@@ -75,7 +76,8 @@ def one_process(url: str, count: int, label: str) -> dict[str, Any]:
             started = time.perf_counter()
             ledger.claim(key, NOW)
             ledger.refund(KEY, RefundEntry(str(n), Decimal("1.00"), NOW, {"requestId": str(n)}),
-                          key, StoredAnswer(201, (), b"{}", ("p",), NOW))
+                          key, StoredAnswer(201, (), b"{}", ("p",), NOW),
+                          reference=f"afterpay:refundId:{n}")
             timings.append(time.perf_counter() - started)
     ordered = sorted(timings)
     return {"store": label, "processes": 1, "per_second": count / sum(timings),

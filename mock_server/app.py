@@ -24,6 +24,7 @@ from mock_server.core.limits import head_problem
 from mock_server.core.openapi import Spec
 from mock_server.core.providers import Provider, Registry, default_registry
 from mock_server.core.scenarios import Scenario, load_scenario_paths
+from mock_server.core.stores import Store, refuse_serving
 from mock_server.core.world import (
     DEFAULT_SESSION,
     SESSION_NAME,
@@ -440,10 +441,15 @@ def load_startup(settings: Settings, error_codes: dict[str, frozenset[str]], *,
 
 def create_app(settings: Settings | None = None, *, time_source: TimeSource = real_time,
                scenarios: Sequence[Scenario] | None = None,
-               providers: Registry | None = None) -> SandboxApp:
+               providers: Registry | None = None,
+               store: Store | None = None) -> SandboxApp:
     """Builds the whole sandbox: specs loaded once, startup world parsed, default session seeded.
 
-    `providers`: the registry to build from (default: mock_server.providers.registry())."""
+    `providers`: the registry to build from (default: mock_server.providers.registry()).
+    `store` holds the session state (core.stores.open_store); None or `memory` is this process
+    only. A store that cannot hold all of it yet is refused (StoreError, one line)."""
+    if store is not None:
+        refuse_serving(store.url)
     from mock_server.admin.routes import AdminApp
     from mock_server.core.portal import PortalApp
 

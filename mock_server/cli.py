@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
 import os
 import secrets
@@ -79,6 +80,16 @@ def _networks(text: str) -> tuple[str, ...]:
 
 
 # flag -> (type, help); each is also read from MOCK_SERVER_<FLAG>
+def _store_url(text: str) -> str:
+    from mock_server.core.stores import StoreError, parse_store_url
+
+    try:
+        parse_store_url(text)
+    except StoreError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
+
+
 _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
     "host": (str, "address to bind (default 127.0.0.1)"),
     "port": (_port, "port to bind (default 8080; 0 picks a free one)"),
@@ -121,6 +132,9 @@ _SERVE_FLAGS: dict[str, tuple[Any, str]] = {
     "redact": (str, "a header, query or body field name whose value the journal never keeps; "
                     "repeatable, adds to the defaults. From the environment: names separated "
                     "by ','"),
+    "store": (_store_url, "where session state lives: memory (the default), sqlite:PATH or "
+                          "redis://HOST:PORT/DB; serving refuses the last two until they hold "
+                          "all of it (`mock-server store` works on them)"),
 }
 _CHOICES = {"log-format": ("text", "json"), "log-level": ("debug", "info", "warning", "error")}
 
@@ -180,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     drills.add_argument("--path", action="store_true",
                         help="print the drill's installed path instead of its text")
     commands.add_parser("schema", help="print the scenario files' JSON Schema (for editors)")
+    store = commands.add_parser(
+        "store", help="inspect or wipe a store (sqlite:PATH, redis://HOST:PORT/DB)",
+        description="info prints what the store holds (its format version, and per session "
+                    "the accounts, refunds, idempotency records, fault counters and pending "
+                    "callbacks) as JSON; wipe forgets all of it, also a store written in an "
+                    "incompatible format.")
+    store.add_argument("action", choices=("info", "wipe"))
+    store.add_argument("url", type=_store_url, metavar="URL")
     return parser
 
 
@@ -368,6 +390,12 @@ def serve(settings: Settings, app: Any = None) -> int:
     log = logging.getLogger("mock_server")
     drawn = False
     if app is None:
+        from mock_server.core.stores import StoreError, parse_store_url, refuse_serving
+
+        try:
+            refuse_serving(parse_store_url(settings.store))
+        except StoreError as exc:
+            _fail(f"--store {settings.store}: {exc}")
         if settings.seed is None:
             # a run without --seed is as reproducible as one with it, once its seed is known
             settings = replace(settings, seed=secrets.randbelow(2**31))
@@ -428,11 +456,31 @@ def check(paths: Sequence[str], *, startup: bool = False, world: Sequence[str] =
     return check_command(paths, startup=startup, world=world)
 
 
+def store_command(action: str, url: str) -> int:
+    from mock_server.core.stores import StoreError, StoreFormatError, open_store, wipe_store
+
+    try:
+        if action == "wipe":
+            wiped = wipe_store(url)
+            sys.stdout.write(f"{url}: wiped ({wiped})\n")
+            return 0
+        store = open_store(url, create=False)
+        try:
+            sys.stdout.write(json.dumps(store.info(), indent=2, sort_keys=True) + "\n")
+        finally:
+            store.close()
+    except (StoreError, StoreFormatError) as exc:
+        _fail(str(exc))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "check":
         return check(args.paths, startup=args.startup, world=args.world)
+    if args.command == "store":
+        return store_command(args.action, args.url)
     if args.command in ("requests", "drills", "schema"):
         from mock_server import commands as tools
         if args.command == "requests":

@@ -47,6 +47,8 @@ class Settings:
     session_idle_ttl: timedelta | None = None
     # fault rules one session may hold, all its scenarios together
     max_fault_rules: int = 1000
+    # where session state lives (core.stores): memory, sqlite:PATH or redis://HOST:PORT/DB
+    store: str = "memory"
     # largest scenario document POSTed to /__admin/scenarios
     max_scenario_bytes: int = 256 * 1024
     # connections open at once; beyond, the longest idle one is closed

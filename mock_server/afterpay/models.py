@@ -20,6 +20,7 @@ from mock_server.core.ledger import (
     AccountView,
     IdempotencyKey,
     InFlight,
+    ReferenceTaken,
     RefundEntry,
     RefundExceeded,
     StoredAnswer,
@@ -241,7 +242,8 @@ class AfterpayModel:
                 for r in p.get("refunds") or []]
             authorised, voided = _seed_authorised(p, payment)
             session.ledger.open(payment.account, payment.currency, payment.captured, refunds,
-                                authorised=authorised, voided=voided)
+                                authorised=authorised, voided=voided,
+                                references=[refund_reference(e.refund_id) for e in refunds])
             if payment.token:
                 state.payment_of_token[payment.token] = payment.id
         return {"afterpayMerchants": len(merchants), "afterpayPayments": len(payments)}
@@ -373,21 +375,26 @@ class AfterpayModel:
         view = session.ledger.view(payment.account)
         if view is None or request.amount > view.remaining:
             raise errors.InvalidAmount()  # refused before a refund id is taken
-        refund_id = self._new_refund_id(session, state)
-        entry = RefundEntry(refund_id, request.amount, now, _references(request))
-        body = dumps(request.refund_body(refund_id, iso_millis(now)))
-        answer = None
-        if key is not None:
-            # Decision: only a success is kept for replay (see the fidelity notes)
-            answer = StoredAnswer(201, (), body, fingerprint(payment.id, request),
-                                  now + session.settings.idempotency_ttl)
-        try:
-            # the atomic step checks again: a concurrent refund may have taken the money since
-            session.ledger.refund(payment.account, entry, key, answer)
-        except RefundExceeded:
-            state.refund_ids.discard(refund_id)
-            raise errors.InvalidAmount() from None
-        return entry, body
+        while True:
+            refund_id = self._new_refund_id(session, state)
+            entry = RefundEntry(refund_id, request.amount, now, _references(request))
+            body = dumps(request.refund_body(refund_id, iso_millis(now)))
+            answer = None
+            if key is not None:
+                # Decision: only a success is kept for replay (see the fidelity notes)
+                answer = StoredAnswer(201, (), body, fingerprint(payment.id, request),
+                                      now + session.settings.idempotency_ttl)
+            try:
+                # the atomic step checks again: a concurrent refund may have taken the money
+                # since, or (another process sharing the store) this refund id
+                session.ledger.refund(payment.account, entry, key, answer,
+                                      reference=refund_reference(refund_id))
+            except ReferenceTaken:
+                continue  # the id stays in refund_ids: the next one is drawn
+            except RefundExceeded:
+                state.refund_ids.discard(refund_id)
+                raise errors.InvalidAmount() from None
+            return entry, body
 
     def payment_body(self, session: Session, payment: Payment, *, read: bool = True
                      ) -> dict[str, Any]:
@@ -572,6 +579,12 @@ def _seedevent(session: Session, e: dict[str, Any], created: datetime,
 
 def _money(amount: Decimal, currency: str) -> dict[str, str]:
     return {"amount": Money(amount, currency).text(), "currency": currency}
+
+
+def refund_reference(refund_id: str) -> str:
+    """What the ledger keeps unique for an Afterpay refund id (unique across the session's
+    payments): checked and taken in the same atomic step that records the refund."""
+    return f"{PROVIDER}:refundId:{refund_id}"
 
 
 def _references(request: RefundRequest) -> dict[str, str]:

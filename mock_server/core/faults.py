@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from mock_server.core.scenarios import Scenario, parse_duration
+from mock_server.core.sessionstore import FaultCounters
 
 log = logging.getLogger("mock_server.faults")
 
@@ -30,6 +31,17 @@ class FaultRule:
     matched: int = 0
     seen: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # where the counters live when the session's state is in a store shared by processes; None:
+    # `matched` and `seen` above are the counters (one process, the default)
+    counters: FaultCounters | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> str:
+        """The rule's name in the store's counters."""
+        return f"{self.scenario}/{self.name}"
+
+    def _matched(self) -> int:
+        return self.matched if self.counters is None else self.counters.counts(self.key)[1]
 
     @property
     def provider(self) -> str | None:
@@ -38,12 +50,12 @@ class FaultRule:
     @property
     def remaining(self) -> int | None:
         times = self.spec.get("times")
-        return None if times is None else max(times - self.matched, 0)
+        return None if times is None else max(times - self._matched(), 0)
 
     @property
     def spent(self) -> bool:
         times = self.spec.get("times")
-        return times is not None and self.matched >= times
+        return times is not None and self._matched() >= times
 
     @property
     def delay_seconds(self) -> float:
@@ -71,7 +83,7 @@ class FaultRule:
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "provider": self.provider, "matched": self.matched,
+        return {"name": self.name, "provider": self.provider, "matched": self._matched(),
                 "remaining": self.remaining, "outcome": self.outcome_text()}
 
     def matches(self, request: FaultRequest) -> bool:
@@ -82,6 +94,8 @@ class FaultRule:
 
         `after: N` lets the first N matches through, `probability` draws from the session's
         seeded generator; a request the rule lets through goes on to the next rule."""
+        if self.counters is not None:
+            return self._consider_stored(self.counters, draw)
         with self.lock:
             if self.spent:
                 return False
@@ -93,6 +107,19 @@ class FaultRule:
                 return False
             self.matched += 1
             return True
+
+    def _consider_stored(self, counters: FaultCounters, draw: Callable[[], float]) -> bool:
+        # the same steps, each counter change one atomic store operation: `see` counts the
+        # request unless the rule is spent, `fire` ("fire if count < times") takes one of the
+        # rule's `times`, which a process sharing the store may have taken meanwhile
+        times = self.spec.get("times")
+        seen = counters.see(self.key, times)
+        if seen is None or seen <= int(self.spec.get("after") or 0):
+            return False
+        probability = self.spec.get("probability")
+        if probability is not None and not draw() < probability:
+            return False
+        return counters.fire(self.key, times)
 
     def record(self) -> dict[str, Any]:
         """What the journal and the access log keep about a firing."""

@@ -100,6 +100,15 @@ class UnknownAccount(KeyError):
     pass
 
 
+class ReferenceTaken(Exception):
+    """The refund's reference (a refund id that must be unique in the session) is already used
+    by a refund of the ledger; nothing was recorded."""
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"{reference} is already used")
+        self.reference = reference
+
+
 class Ledger(ABC):
     """What a backend (in-memory now; SQLite or Redis later) must provide.
 
@@ -110,8 +119,11 @@ class Ledger(ABC):
     @abstractmethod
     def open(self, key: AccountKey, currency: str, captured: Decimal,
              refunds: Iterable[RefundEntry] = (), *, authorised: Decimal | None = None,
-             voided: Decimal = Decimal(0)) -> None:
-        """Opens (or replaces) an account; `authorised` defaults to `captured`."""
+             voided: Decimal = Decimal(0), references: Iterable[str] = ()) -> None:
+        """Opens (or replaces) an account; `authorised` defaults to `captured`. Replacing one
+        forgets its refunds, the answers its steps stored and the references they took;
+        `references` are taken for the opening refunds (ReferenceTaken when another account
+        holds one)."""
 
     @abstractmethod
     def view(self, key: AccountKey) -> AccountView | None: ...
@@ -127,8 +139,10 @@ class Ledger(ABC):
     @abstractmethod
     def refund(self, key: AccountKey, entry: RefundEntry,
                idempotency_key: IdempotencyKey | None = None,
-               answer: StoredAnswer | None = None) -> RefundEntry:
-        """Records `entry` if what is left to refund covers its amount (else RefundExceeded)."""
+               answer: StoredAnswer | None = None, reference: str | None = None) -> RefundEntry:
+        """Records `entry` if `reference` (when given) is used by no refund of the ledger (else
+        ReferenceTaken) and what is left to refund covers its amount (else RefundExceeded);
+        the reference is taken with the refund."""
 
     @abstractmethod
     def capture(self, key: AccountKey, amount: Decimal,
@@ -206,16 +220,29 @@ class InMemoryLedger(Ledger):
         # the idempotency keys whose answers an account's steps stored: a re-seeded account
         # forgets them with its refunds, so no replay returns a refund the account no longer has
         self._keys_of: dict[AccountKey, list[IdempotencyKey]] = {}
+        # references taken (unique in the ledger), and the account that took each
+        self._references: dict[str, AccountKey] = {}
+        self._references_of: dict[AccountKey, list[str]] = {}
         # told of each refund recorded (the server's metrics), after the ledger's lock
         self.on_refund: Callable[[AccountKey, str, Decimal], None] | None = None
 
     def open(self, key: AccountKey, currency: str, captured: Decimal,
              refunds: Iterable[RefundEntry] = (), *, authorised: Decimal | None = None,
-             voided: Decimal = Decimal(0)) -> None:
+             voided: Decimal = Decimal(0), references: Iterable[str] = ()) -> None:
         entries, refunded, authorised = opening(captured, refunds, authorised, voided)
+        taken = list(dict.fromkeys(references))
         with self._lock:
+            for reference in taken:
+                holder = self._references.get(reference)
+                if holder is not None and holder != key:
+                    raise ReferenceTaken(reference)
             for forgotten in self._keys_of.pop(key, ()):
                 self._answers.pop(forgotten, None)
+            for released in self._references_of.pop(key, ()):
+                self._references.pop(released, None)
+            if taken:
+                self._references_of[key] = taken
+                self._references.update(dict.fromkeys(taken, key))
             self._accounts[key] = _Account(currency, captured, refunded,
                                            [_store(e) for e in entries], authorised, voided)
 
@@ -245,12 +272,17 @@ class InMemoryLedger(Ledger):
 
     def refund(self, key: AccountKey, entry: RefundEntry,
                idempotency_key: IdempotencyKey | None = None,
-               answer: StoredAnswer | None = None) -> RefundEntry:
+               answer: StoredAnswer | None = None, reference: str | None = None) -> RefundEntry:
         with self._lock:
             account = self._account(key)
+            if reference is not None and reference in self._references:
+                raise ReferenceTaken(reference)
             remaining = account.captured - account.refunded
             if entry.amount > remaining:
                 raise RefundExceeded(remaining)
+            if reference is not None:
+                self._references[reference] = key
+                self._references_of.setdefault(key, []).append(reference)
             account.refunds.append(_store(entry))
             account.refunded += entry.amount
             self._keep(key, idempotency_key, answer)

@@ -23,6 +23,7 @@ from mock_server.core.ledger import (
     IdempotencyKey,
     InFlight,
     Ledger,
+    ReferenceTaken,
     RefundEntry,
     RefundExceeded,
     StoredAnswer,
@@ -67,12 +68,18 @@ def _amount(raw: bytes | str) -> Decimal:
     return (Decimal(int(raw)) * _CENT).quantize(_CENT)
 
 
-# KEYS: account, refunds, answer, keys-of; ARGV: what it takes
+# KEYS: account, refunds, answer, keys-of, references (ref -> account), references-of;
+# ARGV: cents, entry, answer, expires, reference ('' = none), account
 _REFUND = """
 local totals = redis.call('HMGET', KEYS[1], 'captured', 'refunded')
 if not totals[1] then return {-1} end
+if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[5], ARGV[5]) == 1 then return {-2} end
 if tonumber(ARGV[1]) > tonumber(totals[1]) - tonumber(totals[2]) then
   return {0, totals[1], totals[2]}
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[5], ARGV[5], ARGV[6])
+  redis.call('SADD', KEYS[6], ARGV[5])
 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'refunded', ARGV[1])
@@ -119,16 +126,28 @@ if redis.call('HGET', KEYS[1], 'state') == 'inflight' then redis.call('DEL', KEY
 return 1
 """
 
-# KEYS: account, refunds, keys-of; ARGV: currency, authorised, captured, refunded, voided,
-# entries...
+# KEYS: account, refunds, keys-of, references, references-of; ARGV: currency, authorised,
+# captured, refunded, voided, account, how many references, references..., entries...
 _OPEN = """
+local count = tonumber(ARGV[7])
+for i = 8, 7 + count do
+  local holder = redis.call('HGET', KEYS[4], ARGV[i])
+  if holder and holder ~= ARGV[6] then return {0, ARGV[i]} end
+end
+local released = redis.call('SMEMBERS', KEYS[5])
+for _, ref in ipairs(released) do redis.call('HDEL', KEYS[4], ref) end
+redis.call('DEL', KEYS[5])
+for i = 8, 7 + count do
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[6])
+  redis.call('SADD', KEYS[5], ARGV[i])
+end
 local forgotten = redis.call('SMEMBERS', KEYS[3])
 for _, key in ipairs(forgotten) do redis.call('DEL', key) end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[1], 'currency', ARGV[1], 'authorised', ARGV[2], 'captured', ARGV[3],
            'refunded', ARGV[4], 'voided', ARGV[5])
-for i = 6, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
-return 1
+for i = 8 + count, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+return {1}
 """
 
 # KEYS: account, refunds; ARGV: refund id, details (JSON), reverse ('1'/'0')
@@ -177,6 +196,9 @@ class RedisLedger(Ledger):
         return (f"{self._prefix}acct:{text}", f"{self._prefix}refunds:{text}",
                 f"{self._prefix}keysof:{text}")
 
+    def _reference_keys(self, key: AccountKey) -> list[str]:
+        return [f"{self._prefix}refs", f"{self._prefix}refsof:{key_text(key)}"]
+
     def _answer_key(self, key: IdempotencyKey) -> str:
         return f"{self._prefix}answer:{key_text(key)}"
 
@@ -184,12 +206,16 @@ class RedisLedger(Ledger):
 
     def open(self, key: AccountKey, currency: str, captured: Decimal,
              refunds: Iterable[RefundEntry] = (), *, authorised: Decimal | None = None,
-             voided: Decimal = Decimal(0)) -> None:
+             voided: Decimal = Decimal(0), references: Iterable[str] = ()) -> None:
         entries, refunded, authorised = opening(captured, refunds, authorised, voided)
         account, refund_list, keys_of = self._keys(key)
-        self._scripts["open"](keys=[account, refund_list, keys_of], args=[
-            currency, cents(authorised), cents(captured), cents(refunded), cents(voided),
-            *(entry_json(e) for e in entries)])
+        taken = list(dict.fromkeys(references))
+        result = self._scripts["open"](
+            keys=[account, refund_list, keys_of, *self._reference_keys(key)], args=[
+                currency, cents(authorised), cents(captured), cents(refunded), cents(voided),
+                key_text(key), len(taken), *taken, *(entry_json(e) for e in entries)])
+        if result[0] == 0:
+            raise ReferenceTaken(result[1].decode())
 
     def view(self, key: AccountKey) -> AccountView | None:
         account, refund_list, _ = self._keys(key)
@@ -215,7 +241,7 @@ class RedisLedger(Ledger):
 
     def refund(self, key: AccountKey, entry: RefundEntry,
                idempotency_key: IdempotencyKey | None = None,
-               answer: StoredAnswer | None = None) -> RefundEntry:
+               answer: StoredAnswer | None = None, reference: str | None = None) -> RefundEntry:
         account, refund_list, keys_of = self._keys(key)
         answer_key, answer_args = self._answer_args(idempotency_key, answer)
         try:
@@ -223,10 +249,14 @@ class RedisLedger(Ledger):
         except ValueError:
             view = self.view(key)
             raise RefundExceeded(view.remaining if view else Decimal(0)) from None
-        result = self._scripts["refund"](keys=[account, refund_list, answer_key, keys_of],
-                                         args=[amount, entry_json(entry), *answer_args])
+        result = self._scripts["refund"](
+            keys=[account, refund_list, answer_key, keys_of, *self._reference_keys(key)],
+            args=[amount, entry_json(entry), *answer_args, reference or "", key_text(key)])
         if result[0] == -1:
             raise UnknownAccount(key)
+        if result[0] == -2:
+            assert reference is not None
+            raise ReferenceTaken(reference)
         if result[0] == 0:
             raise RefundExceeded(_amount(result[1]) - _amount(result[2]))
         return entry

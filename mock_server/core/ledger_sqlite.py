@@ -23,6 +23,7 @@ from mock_server.core.ledger import (
     IdempotencyKey,
     InFlight,
     Ledger,
+    ReferenceTaken,
     RefundEntry,
     RefundExceeded,
     StoredAnswer,
@@ -58,6 +59,9 @@ CREATE TABLE IF NOT EXISTS answers (
     ns TEXT NOT NULL, ikey TEXT NOT NULL, account TEXT, state TEXT NOT NULL,
     claimed_at REAL, answer TEXT, expires_at TEXT, PRIMARY KEY (ns, ikey));
 CREATE INDEX IF NOT EXISTS answers_by_account ON answers (ns, account);
+CREATE TABLE IF NOT EXISTS refs (
+    ns TEXT NOT NULL, ref TEXT NOT NULL, account TEXT NOT NULL, PRIMARY KEY (ns, ref));
+CREATE INDEX IF NOT EXISTS refs_by_account ON refs (ns, account);
 """
 
 
@@ -87,12 +91,14 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 class SqliteLedger(Ledger):
-    def __init__(self, db: sqlite3.Connection, namespace: str) -> None:
+    def __init__(self, db: sqlite3.Connection, namespace: str,
+                 lock: threading.Lock | None = None) -> None:
         self._db = db
         self._ns = namespace
-        # one connection per process is shared by its threads; the lock keeps their
+        # one connection per process is shared by its threads (and by every session's ledger
+        # on it: core.stores.Store passes the connection's one lock); the lock keeps their
         # transactions apart, SQLite's write lock keeps the processes' apart
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -109,10 +115,19 @@ class SqliteLedger(Ledger):
 
     def open(self, key: AccountKey, currency: str, captured: Decimal,
              refunds: Iterable[RefundEntry] = (), *, authorised: Decimal | None = None,
-             voided: Decimal = Decimal(0)) -> None:
+             voided: Decimal = Decimal(0), references: Iterable[str] = ()) -> None:
         entries, refunded, authorised = opening(captured, refunds, authorised, voided)
         account = key_text(key)
+        taken = list(dict.fromkeys(references))
         with self._transaction() as db:
+            for reference in taken:
+                row = db.execute("SELECT account FROM refs WHERE ns = ? AND ref = ?",
+                                 (self._ns, reference)).fetchone()
+                if row is not None and row[0] != account:
+                    raise ReferenceTaken(reference)
+            db.execute("DELETE FROM refs WHERE ns = ? AND account = ?", (self._ns, account))
+            db.executemany("INSERT INTO refs VALUES (?, ?, ?)",
+                           [(self._ns, reference, account) for reference in taken])
             db.execute("DELETE FROM answers WHERE ns = ? AND account = ?", (self._ns, account))
             db.execute("DELETE FROM refunds WHERE ns = ? AND account = ?", (self._ns, account))
             db.execute("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -150,11 +165,17 @@ class SqliteLedger(Ledger):
 
     def refund(self, key: AccountKey, entry: RefundEntry,
                idempotency_key: IdempotencyKey | None = None,
-               answer: StoredAnswer | None = None) -> RefundEntry:
+               answer: StoredAnswer | None = None, reference: str | None = None) -> RefundEntry:
         with self._transaction() as db:
             account, (_authorised, captured, refunded, _voided) = self._totals(db, key)
+            if reference is not None and db.execute(
+                    "SELECT 1 FROM refs WHERE ns = ? AND ref = ?",
+                    (self._ns, reference)).fetchone() is not None:
+                raise ReferenceTaken(reference)
             if entry.amount > captured - refunded:
                 raise RefundExceeded(captured - refunded)
+            if reference is not None:
+                db.execute("INSERT INTO refs VALUES (?, ?, ?)", (self._ns, reference, account))
             (seq,) = db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM refunds "
                                 "WHERE ns = ? AND account = ?", (self._ns, account)).fetchone()
             db.execute("INSERT INTO refunds VALUES (?, ?, ?, ?, ?)",

@@ -6,6 +6,7 @@ A Store makes each session's ledger, and can describe and wipe itself (`mock-ser
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +14,33 @@ from typing import Any
 
 from mock_server.core.ledger import InMemoryLedger, Ledger
 from mock_server.core.ledger_codec import FORMAT_VERSION, StoreFormatError
+from mock_server.core.sessionstore import (
+    CallbackQueue,
+    FaultCounters,
+    MemoryCallbackQueue,
+    MemoryFaultCounters,
+)
 
 __all__ = ["Store", "StoreError", "StoreFormatError", "open_store", "parse_store_url"]
 
 
 class StoreError(Exception):
     """A store URL that names no usable store (one line, for the command line)."""
+
+
+# What a durable or shared store does not hold yet; serving from one would lose it on a restart
+# or keep it from other processes, so `create_app` refuses such a store rather than serve.
+NOT_YET_STORED = ("sessions and their loaded scenarios", "the journal", "session clocks",
+                  "id-generator state", "pending Optty callbacks")
+
+
+def refuse_serving(url: StoreUrl) -> None:
+    """Raises StoreError (one line) unless the sandbox can serve with all its state in `url`."""
+    if url.kind == "memory":
+        return
+    raise StoreError(
+        f"serving from a {url.kind} store is not supported yet: {', '.join(NOT_YET_STORED)} "
+        "would stay in one process and be lost on a restart (use --store memory)")
 
 
 @dataclass(frozen=True)
@@ -52,6 +74,33 @@ def parse_store_url(text: str) -> StoreUrl:
 class Store:
     url: StoreUrl
     _handle: Any = field(default=None, repr=False)
+    # an SQLite connection is shared by the process's threads: one lock keeps their
+    # transactions apart (SQLite's own write lock keeps the processes' apart)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def fault_counters(self, namespace: str) -> FaultCounters:
+        """The fault-rule counters of one session."""
+        if self.url.kind == "memory":
+            return MemoryFaultCounters()
+        if self.url.kind == "sqlite":
+            from mock_server.core.sessionstore_sqlite import SqliteFaultCounters
+
+            return SqliteFaultCounters(self._handle, namespace, self._lock)
+        from mock_server.core.sessionstore_redis import RedisFaultCounters
+
+        return RedisFaultCounters(self._handle, namespace)
+
+    def callbacks(self, namespace: str) -> CallbackQueue:
+        """The queue of one session's pending callbacks."""
+        if self.url.kind == "memory":
+            return MemoryCallbackQueue()
+        if self.url.kind == "sqlite":
+            from mock_server.core.sessionstore_sqlite import SqliteCallbackQueue
+
+            return SqliteCallbackQueue(self._handle, namespace, self._lock)
+        from mock_server.core.sessionstore_redis import RedisCallbackQueue
+
+        return RedisCallbackQueue(self._handle, namespace)
 
     def ledger(self, namespace: str) -> Ledger:
         """The ledger of one session."""
@@ -60,7 +109,7 @@ class Store:
         if self.url.kind == "sqlite":
             from mock_server.core.ledger_sqlite import SqliteLedger
 
-            return SqliteLedger(self._handle, namespace)
+            return SqliteLedger(self._handle, namespace, self._lock)
         from mock_server.core.ledger_redis import RedisLedger
 
         return RedisLedger(self._handle, namespace)
@@ -75,24 +124,37 @@ class Store:
             described["path"] = self.url.target
             sessions: dict[str, dict[str, int]] = {}
             for table, name in (("accounts", "accounts"), ("refunds", "refunds"),
-                                ("answers", "idempotencyRecords")):
+                                ("answers", "idempotencyRecords"),
+                                ("fault_counters", "faultCounters"),
+                                ("callbacks", "pendingCallbacks")):
                 for ns, count in self._handle.execute(
                         f"SELECT ns, COUNT(*) FROM {table} GROUP BY ns"):  # noqa: S608
                     sessions.setdefault(ns, {"accounts": 0, "refunds": 0,
-                                             "idempotencyRecords": 0})[name] = count
+                                             "idempotencyRecords": 0, "faultCounters": 0,
+                                             "pendingCallbacks": 0})[name] = count
             described["sessions"] = sessions
             return described
         names = sorted({key.decode().split("}", 1)[0][len("rms:{"):]
                         for key in self._handle.scan_iter(match="rms:{*", count=1000)})
         described["url"] = self.url.target
-        described["sessions"] = {name: dict(self.ledger(name).stats()) for name in names}
+        described["sessions"] = {name: self._redis_counts(name) for name in names}
         return described
+
+    def _redis_counts(self, name: str) -> dict[str, int]:
+        counts = dict(self.ledger(name).stats())
+        rules = {field.rsplit(b"|", 1)[0] for field in
+                 self._handle.hkeys(f"rms:{{{name}}}:faults")}
+        counts["faultCounters"] = len(rules)
+        counts["pendingCallbacks"] = int(self._handle.zcard(f"rms:{{{name}}}:cb:due"))
+        return counts
 
     def wipe(self) -> int:
         """Forgets everything the store holds; returns how many sessions it held."""
         sessions = len(self.info()["sessions"])
         if self.url.kind == "sqlite":
-            for table in ("accounts", "refunds", "answers"):
+            from mock_server.core.sessionstore_sqlite import TABLES
+
+            for table in ("accounts", "refunds", "answers", "refs", *TABLES):
                 self._handle.execute(f"DELETE FROM {table}")  # noqa: S608
         elif self.url.kind == "redis":
             keys = list(self._handle.scan_iter(match="rms:{*", count=1000))
@@ -113,6 +175,7 @@ def open_store(text: str, *, create: bool = True) -> Store:
         return Store(url)
     if url.kind == "sqlite":
         from mock_server.core.ledger_sqlite import connect
+        from mock_server.core.sessionstore_sqlite import prepare
 
         path = Path(url.target)
         if not create and not path.exists():
@@ -120,7 +183,9 @@ def open_store(text: str, *, create: bool = True) -> Store:
         if path.parent and not path.parent.is_dir():
             raise StoreError(f"{url.target}: the folder {path.parent} does not exist")
         try:
-            return Store(url, connect(url.target))
+            db = connect(url.target)
+            prepare(db)
+            return Store(url, db)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{url.target}: not a store ({exc})") from None
     try:
@@ -137,3 +202,45 @@ def open_store(text: str, *, create: bool = True) -> Store:
         raise StoreError(f"{url.target}: {exc}") from None
     RedisLedger.check_format(client)
     return Store(url, client)
+
+
+def wipe_store(text: str) -> str:
+    """Forgets everything the store at `text` holds, also when an incompatible version of the
+    sandbox wrote it; says what was wiped. StoreError (one line) when it is not a store."""
+    url = parse_store_url(text)
+    if url.kind == "memory":
+        raise StoreError("the memory store lives in a serving process: restart it, or reset "
+                         "sessions with POST /__admin/reset")
+    try:
+        store = open_store(text, create=False)
+    except StoreFormatError:
+        return _wipe_other_format(url)
+    try:
+        return f"{store.wipe()} session(s)"
+    finally:
+        store.close()
+
+
+def _wipe_other_format(url: StoreUrl) -> str:
+    if url.kind == "sqlite":
+        db = sqlite3.connect(url.target, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            tables = [name for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                db.execute(f'DROP TABLE "{table}"')
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        return "a store of another format"
+    import redis
+
+    client = redis.Redis.from_url(url.target)
+    try:
+        keys = list(client.scan_iter(match="rms:*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start:start + 500])
+    finally:
+        client.close()
+    return "a store of another format"

@@ -21,6 +21,7 @@ from mock_server.core.journal import Journal
 from mock_server.core.ledger import InMemoryLedger, Ledger
 from mock_server.core.metrics import Metrics
 from mock_server.core.scenarios import Scenario, ScenarioError
+from mock_server.core.sessionstore import FaultCounters
 from mock_server.settings import Settings
 
 DEFAULT_SESSION = "default"
@@ -96,6 +97,9 @@ class Session:
     template: Template | None = None
     # opt-in protection: the sha256 of the token the session was created with
     token: bytes | None = None
+    # where the fault rules count, when a store shared by processes holds them (None: each
+    # rule counts in itself, this process only)
+    fault_counters: FaultCounters | None = None
     _fault_index: FaultIndex | None = None
 
     def state(self, provider: str) -> Any:
@@ -148,6 +152,7 @@ class World:
     def __init__(self, settings: Settings, providers: Sequence[ProviderModel],
                  startup: Sequence[Scenario], *, time_source: TimeSource = real_time,
                  ledger_factory: Callable[[], Ledger] = InMemoryLedger,
+                 fault_counters: Callable[[str], FaultCounters] | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.providers = list(providers)
@@ -155,6 +160,7 @@ class World:
         self.time_source = time_source
         self.monotonic = monotonic
         self._ledger_factory = ledger_factory
+        self._fault_counters = fault_counters  # session name -> its counters in a store
         # GET /__admin/metrics: counted across sessions, kept across resets
         self.metrics = Metrics()
         # least recently used first
@@ -327,6 +333,7 @@ class World:
             fault_chances=IdSource(self.settings.seed, f"{name}/faults"),
             last_used=self.time_source(),
             used_at=self.monotonic(),
+            fault_counters=None if self._fault_counters is None else self._fault_counters(name),
         )
 
     def _make_template(self, startup: list[Scenario]) -> Template | None:
@@ -394,6 +401,14 @@ class World:
             seeded: dict[str, int] = {}
             for provider in self.providers:
                 seeded.update(provider.apply_seed(session, scenario))
+            counters = session.fault_counters
+            if counters is not None:
+                # the new rules count from zero (a reload, or a reset session's first load)
+                counters.forget([rule.key for rule in faults] + [
+                    rule.key for s in session.scenarios if s.scenario.name == scenario.name
+                    for rule in s.faults])
+                for rule in faults:
+                    rule.counters = counters
             # a scenario loaded again under the same name replaces the earlier one's fault rules
             session.scenarios = [s for s in session.scenarios if s.scenario.name != scenario.name]
             loaded = LoadedScenario(scenario, session.clock.now(), seeded, faults)
@@ -409,6 +424,8 @@ class World:
                 if loaded.scenario.name == name:
                     del session.scenarios[index]
                     session.faults_changed()
+                    if session.fault_counters is not None:
+                        session.fault_counters.forget(rule.key for rule in loaded.faults)
                     return loaded
         return None
 

@@ -14,6 +14,7 @@ import pytest
 from mock_server.core.ledger import (
     IN_FLIGHT,
     CaptureExceeded,
+    ReferenceTaken,
     RefundEntry,
     RefundExceeded,
     StoredAnswer,
@@ -140,6 +141,43 @@ def test_reopening_an_account_forgets_its_refunds_and_their_answers(
     assert ledger.claim(IDEM, NOW) is None
 
 
+OTHER = ("afterpay", "100101382", "100101785224")
+
+
+def test_a_reference_is_taken_once_across_accounts(make_ledger: LedgerMaker) -> None:
+    ledger = make_ledger()
+    ledger.open(KEY, "AUD", Decimal("100"))
+    ledger.open(OTHER, "AUD", Decimal("100"), [entry("7", "1.00")], references=["id:7"])
+    ledger.refund(KEY, entry("8", "1.00"), reference="id:8")
+    for account, taken in ((KEY, "id:8"), (OTHER, "id:8"), (KEY, "id:7")):
+        with pytest.raises(ReferenceTaken) as refused:
+            ledger.refund(account, entry("dup", "1.00"), IDEM, answer(), reference=taken)
+        assert refused.value.reference == taken
+    # nothing of a refused refund was recorded: not the money, not its answer
+    assert [e.refund_id for e in ledger.view(KEY).refunds] == ["8"]
+    assert ledger.view(KEY).refunded == Decimal("1.00")
+    assert ledger.claim(IDEM, NOW) is None
+    # a refund refused for its amount takes no reference
+    with pytest.raises(RefundExceeded):
+        ledger.refund(KEY, entry("9", "500.00"), reference="id:9")
+    ledger.refund(KEY, entry("9", "1.00"), reference="id:9")
+    # an opening cannot take another account's reference, and changes nothing when refused
+    with pytest.raises(ReferenceTaken):
+        ledger.open(OTHER, "AUD", Decimal("5"), references=["id:9"])
+    assert ledger.view(OTHER).captured == Decimal("100")
+
+
+def test_reopening_an_account_gives_back_its_references(make_ledger: LedgerMaker) -> None:
+    ledger = make_ledger()
+    ledger.open(KEY, "AUD", Decimal("100"), [entry("7", "1.00")], references=["id:7"])
+    ledger.refund(KEY, entry("8", "1.00"), reference="id:8")
+    ledger.open(KEY, "AUD", Decimal("100"), [entry("7", "2.00")], references=["id:7"])
+    ledger.open(OTHER, "AUD", Decimal("100"))
+    ledger.refund(OTHER, entry("8", "1.00"), reference="id:8")
+    with pytest.raises(ReferenceTaken):
+        ledger.refund(OTHER, entry("7", "1.00"), reference="id:7")
+
+
 def test_namespaces_do_not_see_each_other(store_url: str, namespace: str) -> None:
     if store_url == "memory":
         pytest.skip("an in-memory ledger is one session's by construction")
@@ -175,6 +213,20 @@ def _claim_once(url: str, namespace: str, start: Any, results: Any) -> None:
         results.put("made")
     else:
         results.put("in-flight" if held is IN_FLIGHT else "replay")
+
+
+def _take_reference(url: str, namespace: str, worker: int, start: Any, results: Any) -> None:
+    ledger = open_ledger(url, namespace)
+    start.wait()
+    made = 0
+    for n in range(20):
+        try:
+            ledger.refund(KEY if n % 2 else OTHER, entry(f"w{worker}-{n}", "1.00"),
+                          reference=f"id:{n}")
+            made += 1
+        except ReferenceTaken:
+            pass
+    results.put(made)
 
 
 @pytest.fixture
@@ -264,3 +316,24 @@ def test_processes_racing_for_the_last_unit_get_it_once(shared_store: str,
         process.join(timeout=60)
     assert per_round == [1] * rounds
     assert made == rounds
+
+
+def test_racing_processes_take_each_reference_once(shared_store: str, namespace: str) -> None:
+    # 4 processes each try references id:0..id:19 on two accounts: each is taken once
+    ledger = open_ledger(shared_store, namespace)
+    ledger.open(KEY, "AUD", Decimal("100.00"))
+    ledger.open(OTHER, "AUD", Decimal("100.00"))
+    context = multiprocessing.get_context("fork")
+    start, results = context.Event(), context.Queue()
+    workers = [context.Process(target=_take_reference,
+                               args=(shared_store, namespace, w, start, results))
+               for w in range(4)]
+    for process in workers:
+        process.start()
+    start.set()
+    made = sum(results.get(timeout=120) for _ in workers)
+    for process in workers:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert made == 20
+    assert len(ledger.view(KEY).refunds) + len(ledger.view(OTHER).refunds) == 20

@@ -98,11 +98,17 @@ def test_info_counts_each_session_and_wipe_forgets_them(shared_url: str) -> None
 
             from mock_server.core.ledger import RefundEntry
             ledger.refund(KEY, RefundEntry(f"r{n}", Decimal("1"), datetime.now(UTC)))
+    store.fault_counters("a").fire("s/r", 1)
+    store.callbacks("b").push("cb-1", b"{}", 0.0)
     info = store.info()
     assert info["format"] == FORMAT_VERSION
     assert info["sessions"] == {
-        "a": {"accounts": 1, "refunds": 2, "idempotencyRecords": 0},
-        "b": {"accounts": 1, "refunds": 1, "idempotencyRecords": 0}}
+        "a": {"accounts": 1, "refunds": 2, "idempotencyRecords": 0, "faultCounters": 1,
+              "pendingCallbacks": 0},
+        "b": {"accounts": 1, "refunds": 1, "idempotencyRecords": 0, "faultCounters": 0,
+              "pendingCallbacks": 1}}
     assert store.wipe() == 2
     assert open_store(shared_url).info()["sessions"] == {}
     assert store.ledger("a").view(KEY) is None
+    assert store.fault_counters("a").counts("s/r") == (0, 0)
+    assert store.callbacks("b").pending() == []

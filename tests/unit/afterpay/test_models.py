@@ -187,3 +187,27 @@ def test_parse_body_refuses_what_jackson_refuses(raw: bytes) -> None:
 
 def test_parse_body_skips_a_byte_order_mark() -> None:
     assert parse_body(b"\xef\xbb\xbf{}") == {}
+
+
+def test_a_refund_id_another_process_took_is_skipped_in_the_ledger_step(
+        app, model, monkeypatch) -> None:
+    # the ledger (shared by processes) holds the refund id this process has not seen: the
+    # atomic step refuses it and the next id is drawn; the refund is recorded once
+    from mock_server.afterpay.models import refund_reference
+    from mock_server.afterpay.requests import RefundRequest
+    from mock_server.core.ledger import RefundEntry
+
+    session = app.world.session("taken-elsewhere")
+    state = session.state("afterpay")
+    payment = state.payments["100101785223"]
+    other = state.payments["100101785224"]
+    session.ledger.refund(other.account, RefundEntry("20000000", Decimal("1.00"), START),
+                          reference=refund_reference("20000000"))
+    numbers = iter([20000000, 20000001])
+    monkeypatch.setattr(session.ids, "sequence", lambda name, start: next(numbers))
+    monkeypatch.setattr(model, "check_refundable", lambda *a, **k: None)
+    request = RefundRequest(Decimal("2.00"), payment.currency, None, None, None)
+    entry, _ = model.refund(session, payment, request, None)
+    assert entry.refund_id == "20000001"
+    view = session.ledger.view(payment.account)
+    assert [e.refund_id for e in view.refunds][-1:] == ["20000001"]
