@@ -31,7 +31,7 @@ class StoreError(Exception):
 # What a durable or shared store does not hold yet; serving from one would lose it on a restart
 # or keep it from other processes, so `create_app` refuses such a store rather than serve.
 NOT_YET_STORED = ("sessions and their loaded scenarios", "the journal", "session clocks",
-                  "id-generator state", "pending Optty callbacks")
+                  "id-generator state", "pending callbacks")
 
 
 def refuse_serving(url: StoreUrl) -> None:
