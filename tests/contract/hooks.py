@@ -31,6 +31,9 @@ def seeded_ids_are_found(ctx: Any, response: Any, case: Any) -> bool | None:
     # a method the path does not have is another matter (Optty's NestJS answers it 404)
     if response.status_code != 404 or case.method.upper() != case.operation.method.upper():
         return None
+    body = case.body
+    if isinstance(body, dict) and "merchantId" in body:
+        return None  # the caller named a merchant: another merchant's view rightly lacks the order
     for name, seeded in SEEDED.items():
         value = (case.path_parameters or {}).get(name)
         assert value not in seeded, f"{name} {value} is in the seeded world, yet answered 404"
