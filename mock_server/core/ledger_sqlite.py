@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -90,6 +90,20 @@ def connect(path: str) -> sqlite3.Connection:
     return db
 
 
+
+@contextmanager
+def immediate(db: sqlite3.Connection, lock: threading.Lock) -> Iterator[sqlite3.Connection]:
+    """One write transaction on the process's shared connection: `lock` keeps its threads'
+    transactions apart, BEGIN IMMEDIATE (SQLite's write lock) the processes'."""
+    with lock:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
 class SqliteLedger(Ledger):
     def __init__(self, db: sqlite3.Connection, namespace: str,
                  lock: threading.Lock | None = None) -> None:
@@ -100,16 +114,8 @@ class SqliteLedger(Ledger):
         # transactions apart, SQLite's write lock keeps the processes' apart
         self._lock = lock or threading.Lock()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate(self._db, self._lock)
 
     # -- accounts ------------------------------------------------------------------------------
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 
+from mock_server.core.ledger_sqlite import immediate
 from mock_server.core.sessionstore import Claimed, Pending
 
 SCHEMA = """
@@ -43,16 +44,8 @@ class _Namespaced:
         # the lock of the process's one connection: its threads' transactions stay apart
         self._lock = lock
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate(self._db, self._lock)
 
 
 class SqliteFaultCounters(_Namespaced):
