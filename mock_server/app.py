@@ -247,8 +247,20 @@ class SandboxApp:
             full = exc
         session.active += 1
         try:
-            kept = await self._serve(scope, receive, send, started, path, headers, method,
-                                     provider, found, bad_session, session, created, full)
+            if self.world.store is None:
+                kept = await self._serve(scope, receive, send, started, path, headers, method,
+                                         provider, found, bad_session, session, created, full)
+            else:
+                # shared mode: the request holds its session, in this process and in the
+                # store, from here to its end; "created" is whether the store had it
+                created = await self.world.enter(session)
+                kept = False
+                try:
+                    kept = await self._serve(scope, receive, send, started, path, headers,
+                                             method, provider, found, bad_session, session,
+                                             created, full)
+                finally:
+                    self.world.leave(session, keep=kept or not created)
         finally:
             session.active -= 1
         if created and not kept:
@@ -450,6 +462,8 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
     only. A store that cannot hold all of it yet is refused (StoreError, one line)."""
     if store is not None:
         refuse_serving(store.url)
+        if not store.shared:
+            store = None  # memory: this process's own objects, as without a store
     from mock_server.admin.routes import AdminApp
     from mock_server.core.portal import PortalApp
 
@@ -461,7 +475,7 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
     error_codes = {m.name: m.error_codes for m in models}
     startup = (list(scenarios) if scenarios is not None
                else load_startup(settings, error_codes, registry=registry))
-    world = World(settings, models, startup, time_source=time_source)
+    world = World(settings, models, startup, time_source=time_source, store=store)
     app = SandboxApp(world, [])
     app.registry = registry
     admin = AdminApp(_spec("admin"), app)

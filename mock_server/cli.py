@@ -390,11 +390,18 @@ def serve(settings: Settings, app: Any = None) -> int:
     log = logging.getLogger("mock_server")
     drawn = False
     if app is None:
-        from mock_server.core.stores import StoreError, parse_store_url, refuse_serving
+        from mock_server.core.stores import (
+            StoreError,
+            StoreFormatError,
+            open_store,
+            parse_store_url,
+            refuse_serving,
+        )
 
         try:
             refuse_serving(parse_store_url(settings.store))
-        except StoreError as exc:
+            store = open_store(settings.store)
+        except (StoreError, StoreFormatError) as exc:
             _fail(f"--store {settings.store}: {exc}")
         if settings.seed is None:
             # a run without --seed is as reproducible as one with it, once its seed is known
@@ -403,9 +410,11 @@ def serve(settings: Settings, app: Any = None) -> int:
         else:
             drawn = False
         try:
-            app = create_app(settings)
+            app = create_app(settings, store=store)
         except ScenarioError as err:
             _fail_lines(err.problems)
+        except StoreFormatError as exc:
+            _fail(f"--store {settings.store}: {exc}")
     from mock_server.core import gcpolicy
     gcpolicy.install(app)
     _batch_access_lines(app)

@@ -99,6 +99,16 @@ class SessionClock:
             self._offset = timedelta(0)
         self._moved()
 
+    def state(self) -> tuple[timedelta, datetime | None]:
+        """The offset and the frozen instant (a session's snapshot keeps them)."""
+        return self._offset, self._frozen
+
+    def restore(self, state: tuple[timedelta, datetime | None]) -> None:
+        """Takes the offset and frozen instant another process left (listeners are not told:
+        nothing moved here)."""
+        with self._lock:
+            self._offset, self._frozen = state
+
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Called after every move: a scheduler delivers what became due at once."""
         self._listeners.append(listener)

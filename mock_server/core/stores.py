@@ -5,8 +5,10 @@ A Store makes each session's ledger, and can describe and wipe itself (`mock-ser
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 from mock_server.core.ledger import InMemoryLedger, Ledger
 from mock_server.core.ledger_codec import FORMAT_VERSION, StoreFormatError
+from mock_server.core.sessionrecords import MemorySessionRecords, SessionRecords
 from mock_server.core.sessionstore import (
     CallbackQueue,
     FaultCounters,
@@ -28,19 +31,11 @@ class StoreError(Exception):
     """A store URL that names no usable store (one line, for the command line)."""
 
 
-# What a durable or shared store does not hold yet; serving from one would lose it on a restart
-# or keep it from other processes, so `create_app` refuses such a store rather than serve.
-NOT_YET_STORED = ("sessions and their loaded scenarios", "the journal", "session clocks",
-                  "id-generator state", "pending callbacks")
-
-
 def refuse_serving(url: StoreUrl) -> None:
-    """Raises StoreError (one line) unless the sandbox can serve with all its state in `url`."""
-    if url.kind == "memory":
-        return
-    raise StoreError(
-        f"serving from a {url.kind} store is not supported yet: {', '.join(NOT_YET_STORED)} "
-        "would stay in one process and be lost on a restart (use --store memory)")
+    """Raises StoreError (one line) unless the sandbox can serve with all its state in `url`
+    (every store it opens can: the refusal is kept for stores named but not usable)."""
+    if url.kind not in ("memory", "sqlite", "redis"):
+        raise StoreError(f"a {url.kind} store cannot hold a serving sandbox's state")
 
 
 @dataclass(frozen=True)
@@ -77,6 +72,52 @@ class Store:
     # an SQLite connection is shared by the process's threads: one lock keeps their
     # transactions apart (SQLite's own write lock keeps the processes' apart)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # who holds a session's lock in the store: this process, unique among all that share it
+    owner: str = field(default_factory=lambda: f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+
+    @property
+    def shared(self) -> bool:
+        """Whether the sessions' state lives outside this process (World's shared mode)."""
+        return self.url.kind != "memory"
+
+    def records(self, name: str) -> SessionRecords:
+        """The record (snapshot, lock, sequences) of the session `name`."""
+        if self.url.kind == "memory":
+            return MemorySessionRecords()
+        if self.url.kind == "sqlite":
+            from mock_server.core.sessionrecords_sqlite import SqliteSessionRecords
+
+            return SqliteSessionRecords(self._handle, name, self._lock)
+        from mock_server.core.sessionrecords_redis import RedisSessionRecords
+
+        return RedisSessionRecords(self._handle, name)
+
+    def session_names(self) -> list[str]:
+        """The sessions the store holds a snapshot of."""
+        if self.url.kind == "sqlite":
+            from mock_server.core.sessionrecords_sqlite import session_names
+
+            return session_names(self._handle, self._lock)
+        if self.url.kind == "redis":
+            from mock_server.core.sessionrecords_redis import session_names as redis_names
+
+            return redis_names(self._handle)
+        return []
+
+    def forget(self, namespace: str) -> None:
+        """Drops what one generation of a session left: its accounts, refunds, idempotency
+        records, fault counters and callbacks (its snapshot is the records' to delete)."""
+        if self.url.kind == "sqlite":
+            from mock_server.core.ledger_sqlite import immediate
+            from mock_server.core.sessionstore_sqlite import TABLES
+
+            with immediate(self._handle, self._lock) as db:
+                for table in ("accounts", "refunds", "answers", "refs", *TABLES):
+                    db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))  # noqa: S608
+        elif self.url.kind == "redis":
+            keys = list(self._handle.scan_iter(match=f"rms:{{{namespace}}}:*", count=1000))
+            for start in range(0, len(keys), 500):
+                self._handle.delete(*keys[start:start + 500])
 
     def fault_counters(self, namespace: str) -> FaultCounters:
         """The fault-rule counters of one session."""
@@ -152,9 +193,10 @@ class Store:
         """Forgets everything the store holds; returns how many sessions it held."""
         sessions = len(self.info()["sessions"])
         if self.url.kind == "sqlite":
+            from mock_server.core.sessionrecords_sqlite import TABLES as RECORDS
             from mock_server.core.sessionstore_sqlite import TABLES
 
-            for table in ("accounts", "refunds", "answers", "refs", *TABLES):
+            for table in ("accounts", "refunds", "answers", "refs", *TABLES, *RECORDS):
                 self._handle.execute(f"DELETE FROM {table}")  # noqa: S608
         elif self.url.kind == "redis":
             keys = list(self._handle.scan_iter(match="rms:{*", count=1000))
@@ -183,8 +225,11 @@ def open_store(text: str, *, create: bool = True) -> Store:
         if path.parent and not path.parent.is_dir():
             raise StoreError(f"{url.target}: the folder {path.parent} does not exist")
         try:
+            from mock_server.core.sessionrecords_sqlite import prepare as prepare_records
+
             db = connect(url.target)
             prepare(db)
+            prepare_records(db)
             return Store(url, db)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{url.target}: not a store ({exc})") from None

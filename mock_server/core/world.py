@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -11,9 +12,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from mock_server.core import snapshot
 from mock_server.core.clock import SessionClock, TimeSource, real_time
 from mock_server.core.faults import FaultIndex, FaultRule, rules_from
 from mock_server.core.ids import IdSource
@@ -21,6 +23,7 @@ from mock_server.core.journal import Journal
 from mock_server.core.ledger import InMemoryLedger, Ledger
 from mock_server.core.metrics import Metrics
 from mock_server.core.scenarios import Scenario, ScenarioError
+from mock_server.core.sessionrecords import SessionRecords
 from mock_server.core.sessionstore import FaultCounters
 from mock_server.settings import Settings
 
@@ -44,6 +47,31 @@ class TooManyRules(Exception):
 
 def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", errors="surrogateescape")).digest()
+
+
+class SharedStore(Protocol):
+    """A store that holds every session's state for all the processes serving from it
+    (core.stores.Store for sqlite: and redis://)."""
+
+    owner: str
+
+    def records(self, name: str) -> SessionRecords: ...
+
+    def ledger(self, namespace: str) -> Ledger: ...
+
+    def fault_counters(self, namespace: str) -> FaultCounters: ...
+
+    def forget(self, namespace: str) -> None: ...
+
+    # optional: `journal(namespace, settings) -> Journal`, the journal kept in the store
+
+
+# how long a process may hold a session's lock before another may take it (a process killed
+# while it held it leaves the lock behind for this long); far beyond any request's own time
+LOCK_LEASE_SECONDS = 120.0
+# a session's lock held by another process is asked for again after this long, doubling
+_LOCK_RETRY_FIRST = 0.0005
+_LOCK_RETRY_MAX = 0.02
 
 
 class ProviderModel(Protocol):
@@ -101,6 +129,15 @@ class Session:
     # rule counts in itself, this process only)
     fault_counters: FaultCounters | None = None
     _fault_index: FaultIndex | None = None
+    # a store shared by processes (World's shared mode): the session's record there, the
+    # snapshot version this process holds (-1: none yet), the bytes it last saved or read, the
+    # generation whose ledger, counters and journal are the session's, and the lock that keeps
+    # this process's own requests of the session one at a time
+    records: SessionRecords | None = None
+    version: int = -1
+    saved: bytes | None = None
+    generation: str = ""
+    alock: asyncio.Lock | None = None
 
     def state(self, provider: str) -> Any:
         return self.states[provider]
@@ -153,7 +190,9 @@ class World:
                  startup: Sequence[Scenario], *, time_source: TimeSource = real_time,
                  ledger_factory: Callable[[], Ledger] = InMemoryLedger,
                  fault_counters: Callable[[str], FaultCounters] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 store: SharedStore | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.providers = list(providers)
         self.startup = list(startup)
@@ -170,10 +209,18 @@ class World:
         self.evicted = 0  # sessions evicted for room (--max-sessions)
         self.expired = 0  # sessions expired after --session-idle-ttl
         self._template: Template | None = None
+        # shared mode: every session's state is in `store`, which other processes share; a
+        # request holds its session's lock there from start to end (see `enter`)
+        self.store = store
+        self.wall = wall
         # Building the default session now makes a startup scenario that cannot be applied
         # (say, a payment of an unknown merchant) fail at start-up, not on the first request.
         self.session(DEFAULT_SESSION)
         self._template = self._make_template(self.startup)
+
+    @property
+    def shared(self) -> bool:
+        return self.store is not None
 
     @property
     def error_codes(self) -> dict[str, frozenset[str]]:
@@ -184,6 +231,9 @@ class World:
         found = self.acquire(name)[0]
         if found.template is not None:
             self.materialise(found)
+        if self.store is not None:
+            self.hold(found)
+            self.leave(found, local=False)
         return found
 
     def acquire(self, name: str) -> tuple[Session, bool]:
@@ -213,6 +263,11 @@ class World:
             # else discarded or reset meanwhile: the request still finishes on it
 
     def reset(self, name: str) -> Session:
+        if self.store is not None:
+            found = self._sessions.get(name)
+            if found is not None and found.records is not None and found.version >= 0:
+                self._regenerate(found)  # the caller holds its lock (a request on it)
+                return found
         with self._lock:
             old = self._sessions.get(name)
             fresh = self._new(name)
@@ -241,14 +296,185 @@ class World:
         worlds); the next request naming it starts again from the startup world."""
         if name == DEFAULT_SESSION:
             return False
+        if self.store is not None:
+            found = self.acquire(name)[0]
+            self.hold(found)
+            generation = found.generation
+            assert found.records is not None
+            found.records.delete(self.store.owner)
+            if generation:
+                self.store.forget(generation)
         with self._lock:
             return self._sessions.pop(name, None) is not None
 
     def _ledger(self) -> Ledger:
+        if self.store is not None and self._seeding is not None:
+            return self.store.ledger(self._seeding.generation)
         ledger = self._ledger_factory()
         if isinstance(ledger, InMemoryLedger):
             ledger.on_refund = self.metrics.ledger_refund
         return ledger
+
+    _seeding: Session | None = None
+
+    # -- shared mode: a store holds every session --------------------------------------------
+
+    async def enter(self, session: Session) -> bool:
+        """Takes the session for one request: this process's other requests of it wait, and so
+        do other processes' (the lock in the store); then brings it up to date with what they
+        left (the snapshot, when its version moved). True when this made the session (it was
+        in no snapshot)."""
+        alock = session.alock
+        if alock is None:
+            alock = session.alock = asyncio.Lock()
+        await alock.acquire()
+        try:
+            version = self._try_lock(session)
+            delay = _LOCK_RETRY_FIRST
+            while version is None:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _LOCK_RETRY_MAX)
+                version = self._try_lock(session)
+            try:
+                return self._refresh(session, version)
+            except BaseException:
+                self._let_go(session)
+                raise
+        except BaseException:
+            if alock.locked():
+                alock.release()
+            raise
+
+    def hold(self, session: Session) -> bool:
+        """`enter` for code off the event loop (start-up, commands, a test's teardown): waits
+        for the store's lock by sleeping this thread."""
+        version = self._try_lock(session)
+        delay = _LOCK_RETRY_FIRST
+        while version is None:
+            time.sleep(delay)
+            delay = min(delay * 2, _LOCK_RETRY_MAX)
+            version = self._try_lock(session)
+        try:
+            return self._refresh(session, version)
+        except BaseException:
+            self._let_go(session)
+            raise
+
+    def try_hold(self, session: Session) -> bool:
+        """Takes the session only when nobody holds it now (a background task's turn: it comes
+        back later); brings it up to date. False when it was busy."""
+        alock = session.alock
+        if alock is not None and alock.locked():
+            return False
+        version = self._try_lock(session)
+        if version is None:
+            return False
+        try:
+            self._refresh(session, version)
+        except BaseException:
+            self._let_go(session)
+            raise
+        return True
+
+    def leave(self, session: Session, *, keep: bool = True, local: bool = True) -> None:
+        """Ends `enter` (`hold`, `try_hold`: local=False): what the request changed is saved as
+        the session's snapshot (only when it changed), then the lock is given back.
+        `keep=False`: a session this request made and did not use is not kept."""
+        assert self.store is not None and session.records is not None
+        try:
+            if not keep and session.saved is None:
+                # made by this request, refused before any use: it never existed
+                generation, session.generation = session.generation, ""
+                session.version = -1
+                self._let_go(session)
+                if generation:
+                    self.store.forget(generation)
+                return
+            data = self._snapshot(session)
+            changed = data != session.saved
+            session.version = session.records.release(self.store.owner,
+                                                      data if changed else None)
+            if changed:
+                session.saved = data
+        finally:
+            alock = session.alock
+            if local and alock is not None and alock.locked():
+                alock.release()
+
+    def _try_lock(self, session: Session) -> int | None:
+        assert self.store is not None and session.records is not None
+        return session.records.acquire(self.store.owner, self.wall(), LOCK_LEASE_SECONDS)
+
+    def _let_go(self, session: Session) -> None:
+        assert self.store is not None and session.records is not None
+        session.records.release(self.store.owner, None)
+
+    def _refresh(self, session: Session, version: int) -> bool:
+        if version == session.version:
+            return False
+        assert session.records is not None
+        found = session.records.load()
+        if found is None:
+            self._regenerate(session)
+            return True
+        session.version, data = found
+        self._restore(session, data)
+        session.saved = data
+        return False
+
+    def _bind(self, session: Session, generation: str) -> None:
+        """Makes `generation` the session's: its ledger, fault counters and journal."""
+        assert self.store is not None
+        session.generation = generation
+        session.ledger = self.store.ledger(generation)
+        session.fault_counters = self.store.fault_counters(generation)
+        journal = getattr(self.store, "journal", None)
+        session.journal = (journal(generation, self.settings) if journal is not None
+                           else Journal.for_settings(self.settings))
+
+    def _regenerate(self, session: Session) -> None:
+        """The session made anew from the startup world in a generation of its own (its first
+        use anywhere, or a reset); what the old generation held in the store is dropped."""
+        assert self.store is not None and session.records is not None
+        old = session.generation
+        number = session.records.sequence("generation", 0)
+        self._bind(session, f"{session.name}#{number}")
+        session.states = {}
+        session.scenarios = []
+        session.ids = IdSource(self.settings.seed, session.name)
+        session.fault_chances = IdSource(self.settings.seed, f"{session.name}/faults")
+        session.clock.restore((timedelta(0), None))
+        session.saved = None  # nothing saved of this generation yet: `leave` saves it
+        self._seeding = session
+        try:
+            self._seed(session, self.startup)
+        finally:
+            self._seeding = None
+        session.faults_changed()
+        if old and old != session.generation:
+            self.store.forget(old)
+
+    def _snapshot(self, session: Session) -> bytes:
+        return snapshot.dumps(session.generation, {
+            "states": session.states,
+            "scenarios": session.scenarios, "ids": session.ids,
+            "chances": session.fault_chances, "clock": session.clock.state(),
+            "token": session.token}, counters=session.fault_counters)
+
+    def _restore(self, session: Session, data: bytes) -> None:
+        assert self.store is not None
+        generation = snapshot.peek_generation(data)
+        if generation != session.generation:
+            self._bind(session, generation)
+        parts = snapshot.loads(data, counters=session.fault_counters,
+                               where=f"session {session.name!r}")
+        session.states = parts["states"]
+        session.scenarios = parts["scenarios"]
+        session.ids = parts["ids"]
+        session.fault_chances = parts["chances"]
+        session.clock.restore(parts["clock"])
+        session.token = parts["token"]
+        session.faults_changed()
 
     def forget_new(self, session: Session) -> bool:
         """Drops a session that the request just ending created, when nothing else uses it: a
@@ -312,6 +538,11 @@ class World:
     # -- building ---------------------------------------------------------------------------
 
     def _new(self, name: str) -> Session:
+        if self.store is not None:
+            session = self._shell(name)
+            session.records = self.store.records(name)
+            session.fault_counters = None
+            return session  # made or read from the store when a request enters it
         template = self._template
         if template is None:
             return self._build(name)
@@ -340,6 +571,11 @@ class World:
         """The startup world new sessions share; None when it cannot be shared (fault rules
         count per session, callbacks are per session): sessions then get a copy at once."""
         session = self._shell("<startup>")
+        if self.store is not None:
+            # shared mode: sessions are made in the store; this only shows the startup world
+            # applies (a ScenarioError now, not at the first request)
+            self._seed(session, startup)
+            return None
         instant = self.time_source()
         # seeded at one instant, as each session's own copy will be (World.materialise)
         session.clock = SessionClock(lambda: instant)

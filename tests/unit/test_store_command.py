@@ -82,14 +82,23 @@ def test_bad_store_urls_get_one_line(argv: list[str], expected: str,
     assert err.count("\n") == 1 and expected in err and "Traceback" not in err
 
 
-def test_serve_refuses_a_store_that_cannot_hold_all_the_state(
+def test_serve_refuses_a_store_of_another_format_in_one_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(capsys, "serve", "--port", "0", "--store", f"sqlite:{tmp_path / 'x.db'}")
-    assert code == cli.EXIT_USAGE and err.count("\n") == 1
-    assert "not supported yet" in err and "the journal" in err
-    with pytest.raises(StoreError, match="not supported yet"):
-        create_app(Settings(), store=open_store(f"sqlite:{tmp_path / 'y.db'}"))
-    assert create_app(Settings(), store=open_store("memory")).world is not None
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('format', '0')")
+    db.commit()
+    db.close()
+    code, _, err = _run(capsys, "serve", "--port", "0", "--store", f"sqlite:{path}")
+    assert code == cli.EXIT_USAGE and err.count("\n") == 1 and "Traceback" not in err
+    assert "format 0" in err and "store wipe" in err
+
+
+def test_an_app_serves_from_a_file_store(tmp_path: Path) -> None:
+    app = create_app(Settings(), store=open_store(f"sqlite:{tmp_path / 'y.db'}"))
+    assert app.world.shared
+    assert not create_app(Settings(), store=open_store("memory")).world.shared
 
 
 def test_the_store_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,99 @@
+"""The session records' contract (core/sessionrecords.py), once over every store: the snapshot
+and its version, the lock with its lease, the sequences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mock_server.core.sessionrecords import LockLost, MemorySessionRecords
+from mock_server.core.stores import open_store
+
+
+@pytest.fixture
+def records(store_url: str, namespace: str) -> Any:
+    if store_url == "memory":
+        shared = MemorySessionRecords()
+        return lambda: shared
+    return lambda: open_store(store_url).records(namespace)
+
+
+def test_a_new_record_has_no_snapshot_and_version_zero(records: Any) -> None:
+    one = records()
+    assert one.version() == 0
+    assert one.load() is None
+
+
+def test_a_saved_snapshot_is_read_by_another_handle_with_its_version(records: Any) -> None:
+    writer, reader = records(), records()
+    assert writer.acquire("a", 100.0, 30.0) == 0
+    version = writer.release("a", b"state one")
+    assert version > 0
+    assert reader.version() == version
+    assert reader.load() == (version, b"state one")
+    # a release that stores nothing leaves the version alone
+    assert writer.acquire("a", 100.0, 30.0) == version
+    assert writer.release("a", None) == version
+
+
+def test_the_lock_keeps_a_second_holder_out_until_released(records: Any) -> None:
+    one, two = records(), records()
+    assert one.acquire("a", 100.0, 30.0) is not None
+    assert two.acquire("b", 100.0, 30.0) is None
+    assert one.acquire("a", 100.0, 30.0) is not None  # the holder's own again
+    one.release("a", None)
+    assert two.acquire("b", 100.0, 30.0) is not None
+
+
+def test_only_the_holder_stores_a_snapshot(records: Any) -> None:
+    one, two = records(), records()
+    assert one.acquire("a", 100.0, 30.0) is not None
+    with pytest.raises(LockLost):
+        two.release("b", b"not mine")
+    with pytest.raises(LockLost):
+        two.delete("b")
+    assert one.load() is None
+    one.release("a", b"mine")
+    assert two.load() is not None and two.load()[1] == b"mine"
+
+
+def test_deleting_forgets_the_snapshot_and_moves_the_version_on(records: Any) -> None:
+    one = records()
+    one.acquire("a", 100.0, 30.0)
+    saved = one.release("a", b"x")
+    one.acquire("a", 100.0, 30.0)
+    deleted = one.delete("a")
+    assert deleted > saved
+    assert one.load() is None
+    assert one.version() == deleted
+    assert records().acquire("b", 100.0, 30.0) == deleted  # and the lock is free
+
+
+def test_a_lease_that_ran_out_lets_another_holder_in(records: Any, store_url: str,
+                                                     namespace: str) -> None:
+    one, two = records(), records()
+    if store_url.startswith("redis"):
+        # Redis runs the lease on its own clock (the key's expiry): it is set to the lease,
+        # and a lock key that expired is a free lock
+        import redis
+
+        client = redis.Redis.from_url(store_url)
+        assert one.acquire("a", 0.0, 5.0) is not None
+        key = f"rms:{{{namespace}}}:lock"
+        assert 0 < client.pttl(key) <= 5000
+        client.delete(key)  # what the expiry does when the lease runs out
+    else:
+        assert one.acquire("a", 100.0, 5.0) is not None
+        assert two.acquire("b", 104.0, 5.0) is None
+    assert two.acquire("b", 105.0, 5.0) is not None
+    with pytest.raises(LockLost):
+        one.release("a", b"too late")
+
+
+def test_sequences_count_on_from_their_start_across_handles(records: Any) -> None:
+    one, two = records(), records()
+    assert one.sequence("generation", 0) == 1
+    assert two.sequence("generation", 0) == 2
+    assert one.sequence("other", 100) == 101
+    assert two.sequence("generation", 0) == 3
