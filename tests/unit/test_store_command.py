@@ -15,7 +15,7 @@ import pytest
 from mock_server import cli
 from mock_server.app import create_app
 from mock_server.core.ledger import RefundEntry
-from mock_server.core.stores import StoreError, open_store
+from mock_server.core.stores import open_store
 from mock_server.settings import Settings
 
 KEY = ("afterpay", "100101382", "100101785223")
