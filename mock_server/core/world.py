@@ -376,6 +376,28 @@ class World:
             raise
         return True
 
+    def current(self, session: Session) -> bool:
+        """Whether this process holds the session as the store has it now (one read)."""
+        return session.records is None or session.records.version() == session.version
+
+    def adopt(self) -> int:
+        """Reads every session the store holds that this process has not (its background work,
+        such as callbacks falling due, then runs here too); returns how many it read."""
+        assert self.store is not None
+        names = getattr(self.store, "session_names", None)
+        read = 0
+        for name in names() if names is not None else []:
+            if name in self._sessions or not SESSION_NAME.match(name):
+                continue
+            try:
+                found = self.acquire(name)[0]
+            except SessionLimit:
+                break
+            if self.try_hold(found):
+                self.leave(found, local=False)
+                read += 1
+        return read
+
     def leave(self, session: Session, *, keep: bool = True, local: bool = True) -> None:
         """Ends `enter` (`hold`, `try_hold`: local=False): what the request changed is saved as
         the session's snapshot (only when it changed), then the lock is given back.

@@ -40,6 +40,11 @@ MAX_ATTEMPTS = 6
 FIRST_RETRY = timedelta(seconds=1)
 MAX_RETRY_DELAY = timedelta(minutes=5)
 ATTEMPT_TIMEOUT_SECONDS = 5.0
+# a store shared by processes: a delivery claimed by one is another's after this long (its
+# process was killed mid-attempt), and every so often each process looks for sessions only
+# others have used (their callbacks fall due here too when those processes are gone)
+CLAIM_LEASE_SECONDS = 4 * ATTEMPT_TIMEOUT_SECONDS
+ADOPT_EVERY_SECONDS = 5.0
 # what is read and kept of the receiver's answer for the journal: enough to see why a delivery
 # failed, too little to make the sandbox a way to read pages on the network it sits in
 MAX_RESPONSE_BYTES = 1024
@@ -100,6 +105,12 @@ class Delivery:
     in_flight: bool = False
     last_status: int | None = None
     last_error: str | None = None
+    # the delivery's number in its queue (a process reading the queue from a store finds it)
+    key: int = 0
+    # the process delivering it (None: the only one) and, when a store is shared, until when
+    # (wall-clock seconds) its claim holds: a process killed mid-attempt leaves it to another
+    owner: str | None = None
+    lease_until: float = 0.0
 
     @property
     def event(self) -> str:
@@ -185,7 +196,8 @@ class CallbackQueue:
     def notify(self, notification: Notification, body: bytes, now: datetime) -> None:
         """Queues an order notification for delivery now (its first attempt)."""
         with self._lock:
-            self._outbox.append(Delivery(notification, body, next_at=now))
+            self._outbox.append(Delivery(notification, body, next_at=now,
+                                         key=next(self._order)))
 
     def forget_order(self, account: AccountKey) -> None:
         """The order was seeded again: its old refunds, and their callbacks, are gone."""
@@ -221,15 +233,24 @@ class CallbackQueue:
                 entry.warnings = (NOTE_NO_WEBHOOK.format(merchant=refund.merchant_id),)
                 continue
             with self._lock:
-                self._outbox.append(Delivery(refund, body, next_at=now))
+                self._outbox.append(Delivery(refund, body, next_at=now, key=next(self._order)))
         return len(due)
 
-    def take_due(self, now: datetime) -> list[Delivery]:
+    def take_due(self, now: datetime, *, owner: str | None = None, wall: float = 0.0,
+                 lease: float = 0.0) -> list[Delivery]:
+        """The deliveries due by `now`, claimed for `owner` until `wall + lease`: one in flight
+        is another's until its claim runs out (its process was killed mid-attempt)."""
         with self._lock:
-            ready = [d for d in self._outbox if not d.in_flight and d.next_at <= now]
+            ready = [d for d in self._outbox if d.next_at <= now and (
+                not d.in_flight or (d.owner != owner and d.lease_until <= wall))]
             for delivery in ready:
                 delivery.in_flight = True
+                delivery.owner, delivery.lease_until = owner, wall + lease
             return ready
+
+    def find(self, key: int) -> Delivery | None:
+        with self._lock:
+            return next((d for d in self._outbox if d.key == key), None)
 
     def attempted(self, delivery: Delivery, *, ok: bool, now: datetime, status: int | None,
                   error: str | None) -> datetime | None:
@@ -297,6 +318,10 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+# a session another request held when the dispatcher came to it is looked at again this soon
+_BUSY_RETRY = 0.01
+
+
 class WebhookDispatcher:
     """Delivers every session's due callbacks: a background task on the server's event loop,
     woken when a refund is scheduled, when a session clock moves, and when real time passes.
@@ -313,6 +338,7 @@ class WebhookDispatcher:
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._adopted = 0.0
         # applies the timed moves of orders whose time has come (the lifecycle's)
         self.on_timers: Callable[[Session, list[Hashable]], None] | None = None
 
@@ -343,6 +369,9 @@ class WebhookDispatcher:
             self.on_timers(session, due)
 
     async def start(self) -> None:
+        if self._world is not None and self._world.store is not None:
+            self._world.adopt()  # what this process did not make, it may still deliver
+            self._adopted = time.monotonic()
         loop = asyncio.get_running_loop()
         if self._task is not None and not self._task.done() and self._loop is loop:
             return
@@ -416,7 +445,11 @@ class WebhookDispatcher:
         if self._world is None:
             return []
         rows: list[dict[str, Any]] = []
-        for session in self._world.sessions():
+        world = self._world
+        for session in world.sessions():
+            if world.store is not None and not world.current(session) and \
+                    world.try_hold(session):
+                world.leave(session, local=False)  # as the store has it now
             state = session.states.get(PROVIDER)
             if state is None or state.callbacks.idle():
                 continue
@@ -453,26 +486,52 @@ class WebhookDispatcher:
     def _tick(self) -> float | None:
         """Settles and launches what is due in every session; seconds until the next due time
         by real time (None: only a clock move or a new refund can make anything due)."""
-        if self._world is None:
+        world = self._world
+        if world is None:
             return None
+        store = world.store
         wait: float | None = None
-        for session in self._world.sessions():
-            state = session.states.get(PROVIDER)
-            if state is None or not state.callbacks.busy():
-                continue
-            queue: CallbackQueue = state.callbacks
-            self._fire_timers(session, queue)
-            now = session.clock.now()
-            queue.settle_due(session, now)
-            for delivery in queue.take_due(now):
-                self._launch(session, queue, delivery)
-            wake_at = queue.next_wake()
-            if wake_at is not None and not session.clock.frozen:
-                seconds = (wake_at - session.clock.now()).total_seconds()
-                wait = seconds if wait is None else min(wait, seconds)
+        if store is not None:
+            # shared: another process may have left work in a session, or be gone
+            if time.monotonic() - self._adopted >= ADOPT_EVERY_SECONDS:
+                world.adopt()
+                self._adopted = time.monotonic()
+            wait = ADOPT_EVERY_SECONDS
+        for session in world.sessions():
+            if store is not None:
+                state = session.states.get(PROVIDER)
+                if world.current(session) and (state is None or not state.callbacks.busy()):
+                    continue  # nothing to do here, and nobody changed it elsewhere
+                if not world.try_hold(session):
+                    wait = min(wait or _BUSY_RETRY, _BUSY_RETRY)  # in use: soon again
+                    continue
+                try:
+                    wait = self._tick_session(session, wait, store.owner)
+                finally:
+                    world.leave(session, local=False)
+            else:
+                wait = self._tick_session(session, wait, None)
         if wait is None:
             return None
         return min(max(wait, 0.005), 3600.0)
+
+    def _tick_session(self, session: Session, wait: float | None,
+                      owner: str | None) -> float | None:
+        state = session.states.get(PROVIDER)
+        if state is None or not state.callbacks.busy():
+            return wait
+        queue: CallbackQueue = state.callbacks
+        self._fire_timers(session, queue)
+        now = session.clock.now()
+        queue.settle_due(session, now)
+        for delivery in queue.take_due(now, owner=owner, wall=time.time(),
+                                       lease=CLAIM_LEASE_SECONDS):
+            self._launch(session, queue, delivery)
+        wake_at = queue.next_wake()
+        if wake_at is not None and not session.clock.frozen:
+            seconds = (wake_at - session.clock.now()).total_seconds()
+            wait = seconds if wait is None else min(wait, seconds)
+        return wait
 
     def _launch(self, session: Session, queue: CallbackQueue, delivery: Delivery) -> None:
         task = asyncio.get_running_loop().create_task(self._deliver(session, queue, delivery))
@@ -521,8 +580,7 @@ class WebhookDispatcher:
                             cut = True
                             break
         except asyncio.CancelledError:
-            queue.attempted(delivery, ok=False, now=session.clock.now(), status=None,
-                            error="cancelled")
+            self._attempted_now(session, queue, delivery, error="cancelled")
             entry.warnings = (_named(NOTE_CANCELLED, event).format(attempt=attempt,
                                                                    max=MAX_ATTEMPTS),)
             finish(entry, status=0, headers={}, body=b"",
@@ -534,8 +592,8 @@ class WebhookDispatcher:
             error = _describe(exc)
         ok = 200 <= status < 300
         why = error or f"HTTP {status}"
-        next_at = queue.attempted(delivery, ok=ok, now=session.clock.now(),
-                                  status=status or None, error=None if ok else why)
+        next_at = await self._attempted(session, queue, delivery, ok=ok,
+                                        status=status or None, error=None if ok else why)
         if not ok:
             note = (_named(NOTE_GAVE_UP, event).format(attempt=attempt, max=MAX_ATTEMPTS, why=why)
                     if next_at is None else
@@ -553,3 +611,42 @@ class WebhookDispatcher:
                duration_ms=(time.perf_counter() - started) * 1000)
         if session.journal.watchers:
             session.journal.announce(entry)
+
+    async def _attempted(self, session: Session, queue: CallbackQueue, delivery: Delivery, *,
+                         ok: bool, status: int | None, error: str | None) -> datetime | None:
+        """Records an attempt's outcome in the queue; with a shared store, in the session's
+        queue as the store has it now (held meanwhile, saved after)."""
+        world = self._world
+        if world is None or world.store is None:
+            return queue.attempted(delivery, ok=ok, now=session.clock.now(), status=status,
+                                   error=error)
+        await world.enter(session)
+        try:
+            state = session.states.get(PROVIDER)
+            current = state.callbacks.find(delivery.key) if state is not None else None
+            if current is None:
+                return None  # reset, or re-seeded, meanwhile
+            return state.callbacks.attempted(current, ok=ok, now=session.clock.now(),
+                                             status=status, error=error)
+        finally:
+            world.leave(session)
+
+    def _attempted_now(self, session: Session, queue: CallbackQueue, delivery: Delivery, *,
+                       error: str) -> None:
+        """An attempt cut off (shutdown): recorded at once when the session is free; with a
+        shared store and the session busy, its claim runs out and another process retries."""
+        world = self._world
+        if world is None or world.store is None:
+            queue.attempted(delivery, ok=False, now=session.clock.now(), status=None,
+                            error=error)
+            return
+        if not world.try_hold(session):
+            return
+        try:
+            state = session.states.get(PROVIDER)
+            current = state.callbacks.find(delivery.key) if state is not None else None
+            if current is not None:
+                state.callbacks.attempted(current, ok=False, now=session.clock.now(),
+                                          status=None, error=error)
+        finally:
+            world.leave(session, local=False)
