@@ -175,7 +175,7 @@ class AfterpayHandlers:
                     return respond(ctx, replay.answer.status, replay.answer.body)
                 claimed = key
             # a scripted delay happens here, while this request holds its idempotency key
-            await processing_time(ctx)
+            await processing_time(ctx, let_others_in=True)
             _entry, body = self.model.refund(ctx.session, payment, request, claimed)
             completed = True
             return respond(ctx, 201, body)

@@ -136,9 +136,18 @@ class ProviderApp(Protocol):
         """A scripted error (fault rule `respond.error`) in this provider's shape."""
 
 
-async def processing_time(ctx: Context) -> None:
+async def processing_time(ctx: Context, *, let_others_in: bool = False) -> None:
     """Time the provider "spends" on an operation: a scripted delay, taken while the request
-    holds its idempotency key, so a concurrent repeat meets a request still in flight."""
+    holds its idempotency key, so a concurrent repeat meets a request still in flight.
+
+    `let_others_in`: with a store shared by processes, the request gives its session back
+    for the wait (saved first), so the session's other requests, in any process, run meanwhile
+    (a refund's repeat gets its 409); the request takes the session again after. Only for
+    handlers that read their objects' money from the ledger after the wait (refunds)."""
     delay = ctx.state.pop("processing_delay", None)
     if delay:
-        await clock.wait(delay)
+        if let_others_in and ctx.world.store is not None:
+            async with ctx.world.paused(ctx.session):
+                await clock.wait(delay)
+        else:
+            await clock.wait(delay)

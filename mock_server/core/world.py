@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -10,7 +11,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -375,6 +376,16 @@ class World:
             self._let_go(session)
             raise
         return True
+
+    @contextlib.asynccontextmanager
+    async def paused(self, session: Session) -> AsyncIterator[None]:
+        """Within `enter`: gives the session back (its changes saved) for a while, then takes
+        it again, up to date."""
+        self.leave(session)
+        try:
+            yield
+        finally:
+            await self.enter(session)
 
     def current(self, session: Session) -> bool:
         """Whether this process holds the session as the store has it now (one read)."""

@@ -38,6 +38,10 @@ JSON = "application/json; charset=utf-8"  # Express's res.json
 _JSON_BYTES = JSON.encode()
 
 
+# with a shared store: how soon a refund waiting for a reference held elsewhere asks again
+_REFERENCE_RETRY_SECONDS = 0.005
+
+
 def respond(status: int, payload: Any) -> Response:
     # Express's res.json: JSON.stringify output, compact
     return answer(stringify(payload), status, _JSON_BYTES)
@@ -55,7 +59,14 @@ def read_body(ctx: Context) -> Any:
     return parse_request_body(ctx.headers, ctx.body)
 
 
-async def _reference_freed(session: Session, key: Hashable) -> None:
+async def _reference_freed(ctx: Context, key: Hashable) -> None:
+    session = ctx.session
+    if ctx.world.store is not None:
+        # shared by processes: the holder may be another process; the session is given back
+        # a moment (so the holder, here or there, can finish) and the claim asked again
+        async with ctx.world.paused(session):
+            await asyncio.sleep(_REFERENCE_RETRY_SECONDS)
+        return
     # One event per held reference, set by its holder when it answers; every request runs on
     # the server's event loop, so nothing can happen between the claim and this wait.
     waiters = session.state(PROVIDER).reference_waiters
@@ -172,9 +183,10 @@ class OpttyHandlers:
                     claim = self.model.begin_refund(ctx.session, merchant, order, refund)
                     break
                 except ReferenceBusy as busy:
-                    await _reference_freed(ctx.session, busy.key)
+                    await _reference_freed(ctx, busy.key)
+                    order = self.model.order(ctx.session, merchant, ctx.params["orderReference"])
             try:
-                await processing_time(ctx)
+                await processing_time(ctx, let_others_in=True)
                 result = self.model.complete_refund(ctx.session, merchant, order, refund, claim)
             finally:
                 self.model.abandon(ctx.session, claim)
@@ -242,7 +254,10 @@ class OpttyHandlers:
                     claim = self.lifecycle.begin(ctx.session, merchant, order, kind, movement)
                     break
                 except ReferenceBusy as busy:
-                    await _reference_freed(ctx.session, busy.key)
+                    await _reference_freed(ctx, busy.key)
+                    # the order as it is now (with a shared store, read again meanwhile)
+                    order = self.lifecycle.order(ctx.session, merchant,
+                                                 ctx.params["orderReference"])
             try:
                 await processing_time(ctx)
                 if kind == CAPTURE:

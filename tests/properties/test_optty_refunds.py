@@ -187,7 +187,7 @@ def test_concurrent_refunds_keep_the_books(sandbox: Sandbox,
                "Content-Type": "application/json"}
     jitter = random.Random(seed)
 
-    async def interleaved(ctx: Any) -> None:
+    async def interleaved(ctx: Any, **_options: Any) -> None:
         # every request yields to the others a seeded number of times while holding its
         # reference: one event loop runs ready tasks in order, so a seed is one interleaving
         # (Hypothesis can replay a failure)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -194,3 +195,28 @@ def test_a_restart_on_the_same_file_finds_everything(tmp_path: Path) -> None:
         **AFTERPAY_HEADERS, "X-Sandbox-Session": "d"}).status_code == 503
     assert refunds_of(after, "d") == ["4.00"]
     app.world.store.close()
+
+
+def test_a_repeat_through_the_other_process_while_the_original_is_in_flight_is_409(
+        process: Processes, waits: Any) -> None:
+    import threading
+
+    one, two = process(), process()
+    slow = {"name": "slow", "faults": [{
+        "name": "slow-refund", "delay": "2s",
+        "match": {"provider": "afterpay", "method": "POST", "path": "/v2/payments/*/refund"}}]}
+    assert one.post("/__admin/scenarios", json=slow).status_code == 201
+    waits.hold()  # the original waits inside its processing time until released
+    original: list[Any] = []
+    sent = threading.Thread(target=lambda: original.append(
+        refund(one, "9.00", request_id="in-flight")))
+    sent.start()
+    assert waits.waiting.wait(10)
+    repeat = refund(two, "9.00", request_id="in-flight")
+    assert repeat.status_code == 409, repeat.text
+    waits.release()
+    sent.join(10)
+    assert original[0].status_code == 201
+    again = refund(two, "9.00", request_id="in-flight")
+    assert again.content == original[0].content
+    assert refunds_of(two) == ["9.00"]

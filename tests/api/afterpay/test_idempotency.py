@@ -215,7 +215,7 @@ def test_repeat_while_the_original_is_in_flight_is_409(afterpay, monkeypatch) ->
         entered = asyncio.Event()
         release = asyncio.Event()
 
-        async def held(ctx) -> None:
+        async def held(ctx, **_options) -> None:
             # only the original is held; the repeats' own (no-op) processing time passes
             if not entered.is_set():
                 entered.set()
@@ -243,7 +243,7 @@ def test_repeat_while_the_original_is_in_flight_is_409(afterpay, monkeypatch) ->
     assert len(_refunds(afterpay)) == 1
 
 
-async def _no_delay(ctx) -> None:
+async def _no_delay(ctx, **_options) -> None:
     return None
 
 
@@ -295,7 +295,7 @@ def test_a_cancelled_original_releases_its_key_and_moves_no_money(afterpay, monk
     async def scenario() -> None:
         entered = asyncio.Event()
 
-        async def forever(ctx) -> None:
+        async def forever(ctx, **_options) -> None:
             entered.set()
             await asyncio.Event().wait()
 
@@ -321,7 +321,7 @@ def test_hundreds_of_concurrent_refunds_never_exceed_what_was_captured(afterpay,
     app = afterpay.client.app
     headers = afterpay.headers()
 
-    async def interleave(ctx) -> None:
+    async def interleave(ctx, **_options) -> None:
         # every request yields to the others between its checks and its refund
         for _ in range(3):
             await asyncio.sleep(0)
@@ -419,7 +419,7 @@ def _processing_moments(afterpay, monkeypatch, call) -> int:
     afterpay.refund(**KEYS)
     seen: list[int] = []
 
-    async def spy(ctx) -> None:
+    async def spy(ctx, **_options) -> None:
         seen.append(id(ctx))
 
     monkeypatch.setattr(handlers, "processing_time", spy)

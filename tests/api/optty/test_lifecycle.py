@@ -473,7 +473,7 @@ def test_another_merchants_order_is_not_found(life: Lifecycle) -> None:
     assert life.void("ORD-2001", 1, "v").json() == {"statusCode": 404, "message": "Not Found"}
 
 
-async def _slow_processing(ctx: Any) -> None:
+async def _slow_processing(ctx: Any, **_options: Any) -> None:
     for _ in range(20):
         await asyncio.sleep(0)
 

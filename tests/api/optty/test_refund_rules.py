@@ -187,7 +187,7 @@ def test_a_successful_order_with_nothing_captured_is_not_eligible(optty: Any) ->
 # ---- concurrency ---------------------------------------------------------------------------
 
 
-async def _slow_processing(ctx: Any) -> None:
+async def _slow_processing(ctx: Any, **_options: Any) -> None:
     # requests interleave while each holds its reference: every one yields to the others, in
     # the event loop's own (first in, first out) order, so the interleaving is the same each run
     for _ in range(20):
@@ -252,7 +252,7 @@ def test_concurrent_refunds_never_take_more_than_is_left(
 
 def test_a_request_cancelled_while_processing_frees_its_reference(
         optty: Any, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def cancelled(ctx: Any) -> None:
+    async def cancelled(ctx: Any, **_options: Any) -> None:
         raise asyncio.CancelledError
 
     monkeypatch.setattr(handlers, "processing_time", cancelled)
