@@ -72,6 +72,11 @@ def writes(provider: str, method: str, operation: str | None) -> bool:
     return method not in _READ_METHODS
 
 
+def refused_early(problem: Problem | None, response: Response) -> bool:
+    """A request refused before it used its session (its new session is not kept)."""
+    return problem is not None or response.status_code in (401, 403)
+
+
 def unavailable(provider: ProviderApp, ctx: Context, reason: str) -> Response:
     """A 503 in the provider's own shape, the reason in X-Sandbox-Warning."""
     if provider.name == "admin":
@@ -370,6 +375,8 @@ class SandboxApp:
             # whatever went wrong, an answer goes out in the provider's shape
             log.exception("the answer to %s %s could not be completed", method, path[:256])
             response = provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
+        if self.world.store is not None and not (created and refused_early(problem, response)):
+            self.world.commit(session)  # saved before the answer goes out
         lost: netfaults.FaultWithoutConnection | None = None
         try:
             if rule is not None and rule.fault:

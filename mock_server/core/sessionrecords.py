@@ -33,6 +33,10 @@ class SessionRecords(Protocol):
         is free, expired or already `owner`'s, and returns the snapshot's version; None when
         another holder's lease runs."""
 
+    def save(self, owner: str, data: bytes) -> int:
+        """Stores `data` as the snapshot, keeping the lock; only the lock's holder may
+        (LockLost otherwise). Returns the new version."""
+
     def release(self, owner: str, data: bytes | None) -> int:
         """Stores `data` as the snapshot (None: leaves it as it is) and gives the lock back, in
         one step; only the lock's holder may store (LockLost otherwise). Returns the version."""
@@ -69,6 +73,14 @@ class MemorySessionRecords:
             if self._holder not in (None, owner) and self._until > now:
                 return None
             self._holder, self._until = owner, now + lease
+            return self._version
+
+    def save(self, owner: str, data: bytes) -> int:
+        with self._lock:
+            if self._holder != owner:
+                raise LockLost(owner)
+            self._version += 1
+            self._data = data
             return self._version
 
     def release(self, owner: str, data: bytes | None) -> int:

@@ -19,6 +19,11 @@ return tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 # KEYS: snapshot hash, lock; ARGV: owner, mode ('keep', 'save' or 'delete'), data
 _RELEASE = """
 local held = redis.call('GET', KEYS[2]) == ARGV[1]
+if ARGV[2] == 'commit' then
+  if not held then return -1 end
+  redis.call('HSET', KEYS[1], 'data', ARGV[3])
+  return redis.call('HINCRBY', KEYS[1], 'v', 1)
+end
 if ARGV[2] ~= 'keep' then
   if not held then return -1 end
   redis.call('HINCRBY', KEYS[1], 'v', 1)
@@ -74,6 +79,9 @@ class RedisSessionRecords:
         if version < 0:
             raise LockLost(owner)
         return version
+
+    def save(self, owner: str, data: bytes) -> int:
+        return self._finish(owner, "commit", data)
 
     def release(self, owner: str, data: bytes | None) -> int:
         return self._finish(owner, "keep" if data is None else "save", data or b"")

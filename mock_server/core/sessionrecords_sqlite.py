@@ -32,10 +32,17 @@ def session_names(db: sqlite3.Connection, lock: threading.Lock) -> list[str]:
 
 
 class SqliteSessionRecords:
-    def __init__(self, db: sqlite3.Connection, namespace: str, lock: threading.Lock) -> None:
+    def __init__(self, db: sqlite3.Connection, namespace: str, lock: threading.Lock,
+                 locks: tuple[sqlite3.Connection, threading.Lock] | None = None) -> None:
         self._db = db
         self._ns = namespace
         self._lock = lock
+        # the session's lock and snapshot go through a connection that does not sync each
+        # commit (synchronous=NORMAL, when the store has one): what it writes is in the file
+        # when the call returns (a kill -9 loses none of it) and reaches the disk with the
+        # ledger's next step, which syncs (an OS crash may lose the last snapshots, never the
+        # ledger's money, answers or references; docs/fidelity.md)
+        self._locks_db, self._locks_lock = locks or (db, lock)
 
     def version(self) -> int:
         with self._lock:
@@ -52,7 +59,7 @@ class SqliteSessionRecords:
         return int(row[0]), bytes(row[1])
 
     def acquire(self, owner: str, now: float, lease: float) -> int | None:
-        with immediate(self._db, self._lock) as db:
+        with immediate(self._locks_db, self._locks_lock) as db:
             db.execute("INSERT OR IGNORE INTO sessions (ns, version) VALUES (?, 0)", (self._ns,))
             taken = db.execute(
                 "UPDATE sessions SET holder = ?, lease_until = ? WHERE ns = ? AND "
@@ -60,8 +67,17 @@ class SqliteSessionRecords:
                 (owner, now + lease, self._ns, owner, now)).fetchone()
         return None if taken is None else int(taken[0])
 
+    def save(self, owner: str, data: bytes) -> int:
+        with immediate(self._locks_db, self._locks_lock) as db:
+            row = db.execute("UPDATE sessions SET version = version + 1, data = ? WHERE ns = ? "
+                             "AND holder = ? RETURNING version",
+                             (data, self._ns, owner)).fetchone()
+        if row is None:
+            raise LockLost(owner)
+        return int(row[0])
+
     def _finish(self, owner: str, data: bytes | None, delete: bool) -> int:
-        with immediate(self._db, self._lock) as db:
+        with immediate(self._locks_db, self._locks_lock) as db:
             row = db.execute("SELECT version, holder FROM sessions WHERE ns = ?",
                              (self._ns,)).fetchone()
             held = row is not None and row[1] == owner
@@ -80,6 +96,15 @@ class SqliteSessionRecords:
         return version
 
     def release(self, owner: str, data: bytes | None) -> int:
+        if data is None:
+            with immediate(self._locks_db, self._locks_lock) as db:
+                row = db.execute("UPDATE sessions SET holder = NULL, lease_until = 0 WHERE "
+                                 "ns = ? AND holder = ? RETURNING version",
+                                 (self._ns, owner)).fetchone()
+                if row is None:
+                    row = db.execute("SELECT version FROM sessions WHERE ns = ?",
+                                     (self._ns,)).fetchone()
+            return 0 if row is None else int(row[0])
         return self._finish(owner, data, delete=False)
 
     def delete(self, owner: str) -> int:

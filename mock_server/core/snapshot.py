@@ -24,7 +24,6 @@ from mock_server.core.ledger_codec import FORMAT_VERSION, StoreFormatError
 
 _LOCK = type(threading.Lock())
 _RLOCK = type(threading.RLock())
-_COUNTERS = "fault-counters"
 _COUNT = re.compile(r"count\((-?\d+)\)")
 
 
@@ -39,62 +38,77 @@ def _reduce_count(counter: itertools.count[int]) -> tuple[Any, tuple[int]]:
     return _count, (int(found.group(1)),)
 
 
+class Unbound:
+    """Where a fault rule's counters were: the reader binds the session's (`bind_counters`)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _unbound, ()
+
+
+UNBOUND = Unbound()
+
+
+def _unbound() -> Unbound:
+    return UNBOUND
+
+
+_DISPATCH: dict[type, Any] = {
+    _LOCK: lambda _: (threading.Lock, ()),
+    _RLOCK: lambda _: (threading.RLock, ()),
+    # a waiter belongs to a request of this process: another process gets a fresh one
+    asyncio.Event: lambda _: (asyncio.Event, ()),
+    itertools.count: _reduce_count,
+}
+
+
+def counters_type(kind: type) -> None:
+    """Makes objects of `kind` (a store's fault counters) written as UNBOUND."""
+    _DISPATCH[kind] = lambda _: (_unbound, ())
+
+
 class _Pickler(pickle.Pickler):
-    dispatch_table = {
-        _LOCK: lambda _: (threading.Lock, ()),
-        _RLOCK: lambda _: (threading.RLock, ()),
-        # a waiter belongs to a request of this process: another process gets a fresh one
-        asyncio.Event: lambda _: (asyncio.Event, ()),
-        itertools.count: _reduce_count,
-    }
-
-    def __init__(self, file: io.BytesIO, counters: object) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._counters = counters
-
-    def persistent_id(self, obj: Any) -> str | None:
-        # the fault rules' counters are the store's, bound again where the snapshot is read
-        if self._counters is not None and obj is self._counters:
-            return _COUNTERS
-        return None
+    dispatch_table = _DISPATCH
 
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, counters: object) -> None:
-        super().__init__(file)
-        self._counters = counters
-
-    def persistent_load(self, pid: Any) -> Any:
-        if pid == _COUNTERS:
-            return self._counters
-        raise pickle.UnpicklingError(f"unknown reference {pid!r}")
-
-
-def dumps(generation: str, parts: dict[str, Any], *, counters: object = None) -> bytes:
-    """The snapshot: the generation's name (readable without unpickling: the reader binds the
-    generation's fault counters first), a NUL, then the pickle."""
+def _pickle(value: Any) -> bytes:
     buffer = io.BytesIO()
-    buffer.write(generation.encode("utf-8"))
-    buffer.write(b"\0")
-    _Pickler(buffer, counters).dump({"format": FORMAT_VERSION, **parts})
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
     return buffer.getvalue()
+
+
+def dumps(generation: str, seeds: bytes, parts: dict[str, Any]) -> bytes:
+    """The snapshot: the generation's name, a NUL, the length of the seeds' pickle (what
+    changes only when scenarios are loaded: `seeds_blob`), a NUL, that pickle, then the pickle
+    of the rest."""
+    return b"".join((generation.encode("utf-8"), b"\0", str(len(seeds)).encode(), b"\0",
+                     seeds, _pickle({"format": FORMAT_VERSION, **parts})))
+
+
+def seeds_blob(scenarios: Any) -> bytes:
+    return _pickle({"format": FORMAT_VERSION, "scenarios": scenarios})
 
 
 def peek_generation(data: bytes) -> str:
     return data.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-def loads(data: bytes, *, counters: object = None, where: str = "the store") -> dict[str, Any]:
+def loads(data: bytes, *, where: str = "the store") -> dict[str, Any]:
+    """The snapshot's parts (`scenarios` among them) and `seeds`, the seeds' pickle as read."""
     try:
-        parts = _Unpickler(io.BytesIO(data[data.index(b"\0") + 1:]), counters).load()
+        _, size, rest = data.split(b"\0", 2)
+        seeds, state = rest[:int(size)], rest[int(size):]
+        parts = pickle.loads(state)
+        scenarios = pickle.loads(seeds)
     except Exception as exc:  # noqa: BLE001 - any failure means another version wrote it
         raise StoreFormatError(f"{where} holds a session snapshot this sandbox cannot read "
                                f"({type(exc).__name__}); wipe it with `mock-server store "
                                "wipe`") from None
-    if not isinstance(parts, dict) or parts.get("format") != FORMAT_VERSION:
-        found = parts.get("format") if isinstance(parts, dict) else None
+    formats = {p.get("format") if isinstance(p, dict) else None for p in (parts, scenarios)}
+    if formats != {FORMAT_VERSION}:
+        found = ", ".join(sorted(str(f) for f in formats))
         raise StoreFormatError(f"{where} holds a session snapshot of format {found}; this "
                                f"sandbox reads format {FORMAT_VERSION} (wipe it with "
                                "`mock-server store wipe`)")
+    parts["scenarios"] = scenarios["scenarios"]
+    parts["seeds"] = bytes(seeds)
     return parts
-

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mock_server.core import snapshot
 from mock_server.core.ledger import InMemoryLedger, Ledger
 from mock_server.core.ledger_codec import FORMAT_VERSION, StoreFormatError
 from mock_server.core.sessionrecords import MemorySessionRecords, SessionRecords
@@ -72,6 +73,8 @@ class Store:
     # an SQLite connection is shared by the process's threads: one lock keeps their
     # transactions apart (SQLite's own write lock keeps the processes' apart)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # SQLite: the connection (and its lock) that takes and gives back sessions' locks
+    _locks: tuple[sqlite3.Connection, threading.Lock] | None = field(default=None, repr=False)
     # who holds a session's lock in the store: this process, unique among all that share it
     owner: str = field(default_factory=lambda: f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
 
@@ -87,10 +90,19 @@ class Store:
         if self.url.kind == "sqlite":
             from mock_server.core.sessionrecords_sqlite import SqliteSessionRecords
 
-            return SqliteSessionRecords(self._handle, name, self._lock)
+            return SqliteSessionRecords(self._handle, name, self._lock, self._lock_connection())
         from mock_server.core.sessionrecords_redis import RedisSessionRecords
 
         return RedisSessionRecords(self._handle, name)
+
+    def _lock_connection(self) -> tuple[sqlite3.Connection, threading.Lock]:
+        if self._locks is None:
+            from mock_server.core.ledger_sqlite import connect
+
+            db = connect(self.url.target)
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._locks = (db, threading.Lock())
+        return self._locks
 
     def session_names(self) -> list[str]:
         """The sessions the store holds a snapshot of."""
@@ -126,9 +138,11 @@ class Store:
         if self.url.kind == "sqlite":
             from mock_server.core.sessionstore_sqlite import SqliteFaultCounters
 
+            snapshot.counters_type(SqliteFaultCounters)
             return SqliteFaultCounters(self._handle, namespace, self._lock)
         from mock_server.core.sessionstore_redis import RedisFaultCounters
 
+        snapshot.counters_type(RedisFaultCounters)
         return RedisFaultCounters(self._handle, namespace)
 
     def callbacks(self, namespace: str) -> CallbackQueue:
@@ -207,6 +221,9 @@ class Store:
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
+        if self._locks is not None:
+            self._locks[0].close()
+            self._locks = None
 
 
 def open_store(text: str, *, create: bool = True) -> Store:

@@ -139,6 +139,12 @@ class Session:
     saved: bytes | None = None
     generation: str = ""
     alock: asyncio.Lock | None = None
+    # the pickle of `scenarios` (they change only when scenarios load), and what it was of
+    seeds: bytes | None = None
+    # whether this process holds the session's lock in the store right now
+    held: bool = False
+    seeds_of: list[LoadedScenario] | None = None
+    seeds_count: int = 0
 
     def state(self, provider: str) -> Any:
         return self.states[provider]
@@ -303,6 +309,7 @@ class World:
             generation = found.generation
             assert found.records is not None
             found.records.delete(self.store.owner)
+            found.held = False
             if generation:
                 self.store.forget(generation)
         with self._lock:
@@ -415,6 +422,8 @@ class World:
         `keep=False`: a session this request made and did not use is not kept."""
         assert self.store is not None and session.records is not None
         try:
+            if not session.held:
+                return  # committed: saved and given back before the answer went out
             if not keep and session.saved is None:
                 # made by this request, refused before any use: it never existed
                 generation, session.generation = session.generation, ""
@@ -423,23 +432,38 @@ class World:
                 if generation:
                     self.store.forget(generation)
                 return
-            data = self._snapshot(session)
-            changed = data != session.saved
-            session.version = session.records.release(self.store.owner,
-                                                      data if changed else None)
-            if changed:
-                session.saved = data
+            self._release(session)
         finally:
             alock = session.alock
             if local and alock is not None and alock.locked():
                 alock.release()
 
+    def commit(self, session: Session) -> None:
+        """Within `enter`: saves what the request changed and gives the session back in the
+        store now, before its answer goes out (an answer the client saw is never lost with the
+        process; the session's next request, anywhere, need not wait for the sending).
+        What the request does after (sending, its journal entry) needs no session."""
+        if session.held:
+            self._release(session)
+
+    def _release(self, session: Session) -> None:
+        assert self.store is not None and session.records is not None
+        data = self._snapshot(session)
+        changed = data != session.saved
+        session.held = False
+        session.version = session.records.release(self.store.owner, data if changed else None)
+        if changed:
+            session.saved = data
+
     def _try_lock(self, session: Session) -> int | None:
         assert self.store is not None and session.records is not None
-        return session.records.acquire(self.store.owner, self.wall(), LOCK_LEASE_SECONDS)
+        version = session.records.acquire(self.store.owner, self.wall(), LOCK_LEASE_SECONDS)
+        session.held = version is not None
+        return version
 
     def _let_go(self, session: Session) -> None:
         assert self.store is not None and session.records is not None
+        session.held = False
         session.records.release(self.store.owner, None)
 
     def _refresh(self, session: Session, version: int) -> bool:
@@ -488,21 +512,28 @@ class World:
             self.store.forget(old)
 
     def _snapshot(self, session: Session) -> bytes:
-        return snapshot.dumps(session.generation, {
-            "states": session.states,
-            "scenarios": session.scenarios, "ids": session.ids,
-            "chances": session.fault_chances, "clock": session.clock.state(),
-            "token": session.token}, counters=session.fault_counters)
+        seeds = session.seeds
+        if seeds is None or session.seeds_of is not session.scenarios \
+                or session.seeds_count != len(session.scenarios):
+            seeds = session.seeds = snapshot.seeds_blob(session.scenarios)
+            session.seeds_of, session.seeds_count = session.scenarios, len(session.scenarios)
+        return snapshot.dumps(session.generation, seeds, {
+            "states": session.states, "ids": session.ids, "chances": session.fault_chances,
+            "clock": session.clock.state(), "token": session.token})
 
     def _restore(self, session: Session, data: bytes) -> None:
         assert self.store is not None
         generation = snapshot.peek_generation(data)
         if generation != session.generation:
             self._bind(session, generation)
-        parts = snapshot.loads(data, counters=session.fault_counters,
-                               where=f"session {session.name!r}")
+        parts = snapshot.loads(data, where=f"session {session.name!r}")
         session.states = parts["states"]
         session.scenarios = parts["scenarios"]
+        session.seeds, session.seeds_of = parts["seeds"], session.scenarios
+        session.seeds_count = len(session.scenarios)
+        for loaded in session.scenarios:
+            for rule in loaded.faults:
+                rule.counters = session.fault_counters
         session.ids = parts["ids"]
         session.fault_chances = parts["chances"]
         session.clock.restore(parts["clock"])

@@ -97,3 +97,17 @@ def test_sequences_count_on_from_their_start_across_handles(records: Any) -> Non
     assert two.sequence("generation", 0) == 2
     assert one.sequence("other", 100) == 101
     assert two.sequence("generation", 0) == 3
+
+
+def test_saving_keeps_the_lock_and_moves_the_version_on(records: Any) -> None:
+    one, two = records(), records()
+    assert one.acquire("a", 100.0, 30.0) == 0
+    first = one.save("a", b"one")
+    assert two.load() == (first, b"one")
+    assert two.acquire("b", 100.0, 30.0) is None  # still held
+    with pytest.raises(LockLost):
+        two.save("b", b"not mine")
+    second = one.save("a", b"two")
+    assert second > first
+    assert one.release("a", None) == second
+    assert two.acquire("b", 100.0, 30.0) == second
