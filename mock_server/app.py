@@ -207,8 +207,11 @@ class SandboxApp:
         `path`: nothing journaled, no session looked up or made (the default one lends its id
         source to the error body)."""
         provider, _found = self.route(path or "/")
-        ctx = Context(self.world, self.settings, self.world.session(DEFAULT_SESSION), method,
-                      path or "/", RequestHeaders([]), b"", b"")
+        # (with a shared store, as this process last read it: nothing of it is changed)
+        lender = (self.world.acquire(DEFAULT_SESSION)[0] if self.world.store is not None
+                  else self.world.session(DEFAULT_SESSION))
+        ctx = Context(self.world, self.settings, lender, method, path or "/",
+                      RequestHeaders([]), b"", b"")
         ctx.state["raw_path"] = raw_path
         response = provider.problem_response(ctx, Problem(Problem.HEADERS_TOO_LARGE,
                                                           detail=detail))
