@@ -53,8 +53,8 @@ _MAX_ID = 2**63 - 1
 def _header_list(headers: tuple[tuple[str | bytes, str | bytes], ...]) -> list[list[Any]]:
     # bytes travel as their latin-1 text (one character per byte: exact), with a flag saying
     # which of name (1) and value (2) were bytes
-    return [[n.decode("latin-1") if type(n) is bytes else n,  # type: ignore[union-attr]
-             v.decode("latin-1") if type(v) is bytes else v,  # type: ignore[union-attr]
+    return [[n.decode("latin-1") if isinstance(n, bytes) else n,
+             v.decode("latin-1") if isinstance(v, bytes) else v,
              (type(n) is bytes) | (type(v) is bytes) << 1]
             for n, v in headers]
 
@@ -150,7 +150,7 @@ class JournalBackend(Protocol):
 
     def count(self) -> int: ...
 
-    def bytes(self) -> int: ...
+    def kept_bytes(self) -> int: ...
 
 
 SCHEMA = """
@@ -308,7 +308,7 @@ class SqliteJournal:
                                    (self._ns,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def bytes(self) -> int:
+    def kept_bytes(self) -> int:
         with self._lock:
             row = self._db.execute("SELECT bytes FROM journal_totals WHERE ns = ?",
                                    (self._ns,)).fetchone()
@@ -441,7 +441,7 @@ class RedisJournal:
     def count(self) -> int:
         return int(self._redis.zcard(self._keys[0]))
 
-    def bytes(self) -> int:
+    def kept_bytes(self) -> int:
         return int(self._redis.get(self._keys[3]) or 0)
 
 
@@ -465,15 +465,6 @@ class StoredJournal(Journal):
     def over(cls, backend: JournalBackend, settings: Any) -> StoredJournal:
         return cls(backend, settings.journal_size, entry_bytes=settings.journal_entry_bytes,
                    max_bytes=settings.journal_bytes, redact=redactor(tuple(settings.redact)))
-
-    @property  # type: ignore[override]
-    def bytes(self) -> int:
-        """The bytes kept in the store, and those of the entries not finished yet."""
-        return self.backend.bytes() + self._pending_bytes
-
-    @bytes.setter
-    def bytes(self, _value: int) -> None:
-        pass  # Journal.__init__ starts its own count; the store keeps this one
 
     def record(self, *, at: datetime, provider: str | None, operation: str | None, method: str,
                path: str, query: str, headers: HeaderItems, body: bytes,
@@ -576,3 +567,13 @@ class StoredJournal(Journal):
         with self._lock:
             local = len(self._pending)
         return self.backend.count() + local
+
+    # last in the class: its name is the builtin type above
+    @property
+    def bytes(self) -> int:
+        """The bytes kept in the store, and those of the entries not finished yet."""
+        return self.backend.kept_bytes() + self._pending_bytes
+
+    @bytes.setter
+    def bytes(self, _value: int) -> None:
+        pass  # Journal.__init__ starts its own count; the store keeps this one
