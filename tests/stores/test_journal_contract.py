@@ -196,7 +196,12 @@ def test_ids_are_unique_across_processes(store_url: str, namespace: str) -> None
 def test_the_entry_bound_drops_the_oldest(make_journal: JournalMaker) -> None:
     journals = [make_journal(journal_size=3), make_journal(journal_size=3)]
     reference = Journal(3)
-    _same_inputs(journals, reference, [{} for _ in range(7)])
+    for n in range(1, 8):  # held to the bound after every entry
+        _request(journals[n % 2], n)
+        _request(reference, n)
+        for journal in journals:
+            assert len(journal) == min(n, 3)
+            assert _shown(journal.query(limit=10)[1]) == _shown(reference.query(limit=10)[1])
     for journal in journals:
         total, entries = journal.query(limit=10)
         assert total == 3 and len(journal) == 3
@@ -317,9 +322,9 @@ def test_a_page_past_its_bytes_ends_with_a_cursor(
         pytest.skip("the in-memory journal's page is the admin API's to cut")
     monkeypatch.setattr(journal_store, "PAGE_BYTES", 3000)
     journal = make_journal()
-    for n in range(1, 8):
+    _request(journal, 1, finished=False)  # the oldest, seen by this process only
+    for n in range(2, 9):
         _request(journal, n, body=b"z" * 1000)
-    _request(journal, 8, finished=False)
     sizes = {e.id: e.size for e in journal.query(limit=100)[1]}
     total, entries, after = journal.page(limit=100)
     # the entry that takes the page past 3000 bytes is the last one
@@ -489,3 +494,35 @@ def test_stored_journals_behave_as_the_in_memory_one(store_url: str) -> None:
     run_state_machine_as_test(machine, settings=settings(
         max_examples=25, stateful_step_count=20, deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
+
+
+def test_a_callback_nobody_could_be_sent_is_kept_in_the_store(store_url: str,
+                                                              namespace: str) -> None:
+    """An Optty refund settled for a merchant without webhookUrl is journaled, never sent: it is
+    finished as it is (no answer, no duration), so a store keeps it for every process."""
+    from decimal import Decimal
+
+    from mock_server.core.clock import SessionClock
+    from mock_server.core.ids import IdSource
+    from mock_server.core.ledger import InMemoryLedger, RefundEntry
+    from mock_server.core.world import Session
+    from mock_server.optty.webhooks import CallbackQueue, PendingRefund
+
+    account = ("optty", "m-1", "ORD-1")
+    journal = open_store(store_url).journal(namespace, Settings())
+    session = Session(namespace, Settings(), SessionClock(lambda: NOW), IdSource(1, "s"),
+                      InMemoryLedger(), journal)
+    session.ledger.open(account, "AUD", Decimal("60.00"), [
+        RefundEntry("rf-1", Decimal("25.00"), NOW, {"refundReference": "r-1"})])
+    queue = CallbackQueue()
+    queue.schedule(PendingRefund(
+        due=NOW, account=account, refund_id="rf-1", merchant_id="m-1", order_reference="ORD-1",
+        refund_reference="r-1", amount=Decimal("25.00"), currency="AUD", transaction_id="TX-1",
+        final_status="SUCCESSFUL", url=None))
+    queue.settle_due(session, NOW)
+    other = journal if store_url == "memory" else open_store(store_url).journal(namespace,
+                                                                                Settings())
+    _, [entry] = other.query()
+    assert entry.kind == "callback" and entry.status == 0 and entry.duration_ms == 0.0
+    assert entry.warnings == ("REFUND_CALLBACK not delivered: merchant m-1 has no webhookUrl",)
+    assert other.since(0) == []  # not an attempt that was answered: not streamed, as before
