@@ -526,3 +526,22 @@ def test_a_callback_nobody_could_be_sent_is_kept_in_the_store(store_url: str,
     assert entry.kind == "callback" and entry.status == 0 and entry.duration_ms == 0.0
     assert entry.warnings == ("REFUND_CALLBACK not delivered: merchant m-1 has no webhookUrl",)
     assert other.since(0) == []  # not an attempt that was answered: not streamed, as before
+
+
+def test_a_store_file_from_before_the_journal_opens_with_an_empty_one(tmp_path: Path) -> None:
+    """The journal's tables are new in format 1 files: a file written before them held no
+    journal, which is what it reads as (the format needs no new version)."""
+    from mock_server.core.ledger_sqlite import connect
+    from mock_server.core.sessionstore_sqlite import prepare
+
+    path = tmp_path / "older.db"
+    db = connect(str(path))
+    prepare(db)
+    assert "journal" not in {name for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    db.close()
+    store = open_store(f"sqlite:{path}")
+    journal = store.journal("s", Settings())
+    assert len(journal) == 0 and journal.query() == (0, [])
+    assert _request(journal, 1).id == 1
+    assert store.info()["sessions"]["s"]["journalEntries"] == 1
