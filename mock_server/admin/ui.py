@@ -139,8 +139,7 @@ class Dashboard:
     def entry(self, ctx: Context) -> Response:
         raw = ctx.params.get("id", "")
         wanted = int(raw) if raw.isdigit() else 0
-        found = next((e for e in ctx.session.journal.query(limit=len(ctx.session.journal))[1]
-                      if e.id == wanted), None)
+        found = ctx.session.journal.get(wanted) if wanted else None
         if found is None:
             return self._page(ctx, "entry.html", 404, view="entry", locked=False,
                               title=f"Entry {raw} not found", entry=None, wanted=raw)

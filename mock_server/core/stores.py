@@ -1,7 +1,8 @@
 """Where session state lives, named by a URL (`--store`): `memory` (this process only),
 `sqlite:PATH` (a file, durable), `redis://HOST:PORT/DB` (shared by processes and machines).
 
-A Store makes each session's ledger, and can describe and wipe itself (`mock-server store`)."""
+A Store makes each session's ledger and journal, and can describe and wipe itself
+(`mock-server store`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mock_server.core import snapshot
+from mock_server.core.journal import Journal
 from mock_server.core.ledger import InMemoryLedger, Ledger
 from mock_server.core.ledger_codec import FORMAT_VERSION, StoreFormatError
 from mock_server.core.sessionrecords import MemorySessionRecords, SessionRecords
@@ -118,13 +120,15 @@ class Store:
 
     def forget(self, namespace: str) -> None:
         """Drops what one generation of a session left: its accounts, refunds, idempotency
-        records, fault counters and callbacks (its snapshot is the records' to delete)."""
+        records, fault counters, callbacks and journal (its snapshot is the records')."""
         if self.url.kind == "sqlite":
+            from mock_server.core.journal_store import TABLES as JOURNAL_TABLES
             from mock_server.core.ledger_sqlite import immediate
             from mock_server.core.sessionstore_sqlite import TABLES
 
             with immediate(self._handle, self._lock) as db:
-                for table in ("accounts", "refunds", "answers", "refs", *TABLES):
+                for table in ("accounts", "refunds", "answers", "refs", *TABLES,
+                              *JOURNAL_TABLES):
                     db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))  # noqa: S608
         elif self.url.kind == "redis":
             keys = list(self._handle.scan_iter(match=f"rms:{{{namespace}}}:*", count=1000))
@@ -169,6 +173,17 @@ class Store:
 
         return RedisLedger(self._handle, namespace)
 
+    def journal(self, namespace: str, settings: Any) -> Journal:
+        """The request journal of one session, bounded and redacted as `settings` say."""
+        if self.url.kind == "memory":
+            return Journal.for_settings(settings)
+        from mock_server.core.journal_store import RedisJournal, SqliteJournal, StoredJournal
+
+        if self.url.kind == "sqlite":
+            return StoredJournal.over(SqliteJournal(self._handle, namespace, self._lock),
+                                      settings)
+        return StoredJournal.over(RedisJournal(self._handle, namespace), settings)
+
     def info(self) -> Mapping[str, Any]:
         """What the store holds: its kind, format, and counts per session."""
         described: dict[str, Any] = {"store": self.url.kind, "format": FORMAT_VERSION}
@@ -181,12 +196,14 @@ class Store:
             for table, name in (("accounts", "accounts"), ("refunds", "refunds"),
                                 ("answers", "idempotencyRecords"),
                                 ("fault_counters", "faultCounters"),
-                                ("callbacks", "pendingCallbacks")):
+                                ("callbacks", "pendingCallbacks"),
+                                ("journal", "journalEntries")):
                 for ns, count in self._handle.execute(
                         f"SELECT ns, COUNT(*) FROM {table} GROUP BY ns"):  # noqa: S608
                     sessions.setdefault(ns, {"accounts": 0, "refunds": 0,
                                              "idempotencyRecords": 0, "faultCounters": 0,
-                                             "pendingCallbacks": 0})[name] = count
+                                             "pendingCallbacks": 0,
+                                             "journalEntries": 0})[name] = count
             described["sessions"] = sessions
             return described
         names = sorted({key.decode().split("}", 1)[0][len("rms:{"):]
@@ -201,16 +218,19 @@ class Store:
                  self._handle.hkeys(f"rms:{{{name}}}:faults")}
         counts["faultCounters"] = len(rules)
         counts["pendingCallbacks"] = int(self._handle.zcard(f"rms:{{{name}}}:cb:due"))
+        counts["journalEntries"] = int(self._handle.zcard(f"rms:{{{name}}}:journal:ids"))
         return counts
 
     def wipe(self) -> int:
         """Forgets everything the store holds; returns how many sessions it held."""
         sessions = len(self.info()["sessions"])
         if self.url.kind == "sqlite":
+            from mock_server.core.journal_store import TABLES as JOURNAL_TABLES
             from mock_server.core.sessionrecords_sqlite import TABLES as RECORDS
             from mock_server.core.sessionstore_sqlite import TABLES
 
-            for table in ("accounts", "refunds", "answers", "refs", *TABLES, *RECORDS):
+            for table in ("accounts", "refunds", "answers", "refs", *TABLES, *RECORDS,
+                          *JOURNAL_TABLES):
                 self._handle.execute(f"DELETE FROM {table}")  # noqa: S608
         elif self.url.kind == "redis":
             keys = list(self._handle.scan_iter(match="rms:{*", count=1000))
@@ -233,6 +253,7 @@ def open_store(text: str, *, create: bool = True) -> Store:
     if url.kind == "memory":
         return Store(url)
     if url.kind == "sqlite":
+        from mock_server.core.journal_store import prepare as prepare_journal
         from mock_server.core.ledger_sqlite import connect
         from mock_server.core.sessionstore_sqlite import prepare
 
@@ -247,6 +268,7 @@ def open_store(text: str, *, create: bool = True) -> Store:
             db = connect(url.target)
             prepare(db)
             prepare_records(db)
+            prepare_journal(db)
             return Store(url, db)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{url.target}: not a store ({exc})") from None

@@ -231,6 +231,7 @@ class CallbackQueue:
                 # the refund is final all the same; the journal says nobody was told
                 entry = _journal_callback(session, "", _headers(session, 0), body)
                 entry.warnings = (NOTE_NO_WEBHOOK.format(merchant=refund.merchant_id),)
+                finish(entry, status=0, headers=(), body=b"", duration_ms=0.0)  # kept as is
                 continue
             with self._lock:
                 self._outbox.append(Delivery(refund, body, next_at=now, key=next(self._order)))

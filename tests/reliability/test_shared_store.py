@@ -219,6 +219,11 @@ def _killed_and_restarted(serve: Any, tmp_path: Path, world: Path, hook: Hook) -
     # the fault rule fired once before: once more, then it is spent
     assert http(f"{again.url}/v2/payments/race-1", headers=AFTERPAY)[0] == 503
     assert refunded(again) == ["4.00", "6.00"]
+    # the journal: every answered request before the kill is listed (oldest first)
+    _, listed = http(f"{again.url}/__admin/requests?limit=100")
+    paths = [(e["method"], e["path"], e["status"]) for e in reversed(json.loads(listed)["requests"])]
+    assert paths[:3] == [("POST", "/v2/payments/race-1/refund", 201)] * 2 + [
+        ("GET", "/v2/payments/race-1", 503)]
     status, order = http(f"{again.url}/orders/ORD-V", headers={
         "authorization": f"Bearer {token}"})
     assert status == 200

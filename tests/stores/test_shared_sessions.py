@@ -220,3 +220,14 @@ def test_a_repeat_through_the_other_process_while_the_original_is_in_flight_is_4
     again = refund(two, "9.00", request_id="in-flight")
     assert again.content == original[0].content
     assert refunds_of(two) == ["9.00"]
+
+
+def test_the_journal_is_one_for_every_process(process: Processes) -> None:
+    one, two = process(), process()
+    assert refund(one, "1.00", session="j").status_code == 201
+    assert refund(two, "2.00", session="j").status_code == 201
+    for client in (one, two):
+        listed = client.get("/__admin/requests", headers={"X-Sandbox-Session": "j"}).json()
+        assert [e["status"] for e in listed["requests"]] == [201, 201]
+    assert two.post("/__admin/reset", headers={"X-Sandbox-Session": "j"}).status_code == 200
+    assert one.get("/__admin/requests", headers={"X-Sandbox-Session": "j"}).json()["total"] == 0

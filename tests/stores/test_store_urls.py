@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from mock_server.core.journal import finish
 from mock_server.core.ledger_codec import FORMAT_VERSION, StoreFormatError
 from mock_server.core.stores import StoreError, open_store, parse_store_url
+from mock_server.settings import Settings
 from tests.stores.conftest import RedisServer
 
 KEY = ("afterpay", "m", "p")
@@ -94,21 +97,26 @@ def test_info_counts_each_session_and_wipe_forgets_them(shared_url: str) -> None
         ledger = store.ledger(session)
         ledger.open(KEY, "AUD", Decimal("10"))
         for n in range(refunds):
-            from datetime import UTC, datetime
 
             from mock_server.core.ledger import RefundEntry
             ledger.refund(KEY, RefundEntry(f"r{n}", Decimal("1"), datetime.now(UTC)))
     store.fault_counters("a").fire("s/r", 1)
     store.callbacks("b").push("cb-1", b"{}", 0.0)
+    journal = store.journal("b", Settings())
+    for _ in range(3):
+        entry = journal.record(at=datetime.now(UTC), provider="afterpay", operation="op",
+                               method="GET", path="/", query="", headers=[], body=b"")
+        finish(entry, status=200, headers=[], body=b"", duration_ms=1.0)
     info = store.info()
     assert info["format"] == FORMAT_VERSION
     assert info["sessions"] == {
         "a": {"accounts": 1, "refunds": 2, "idempotencyRecords": 0, "faultCounters": 1,
-              "pendingCallbacks": 0},
+              "pendingCallbacks": 0, "journalEntries": 0},
         "b": {"accounts": 1, "refunds": 1, "idempotencyRecords": 0, "faultCounters": 0,
-              "pendingCallbacks": 1}}
+              "pendingCallbacks": 1, "journalEntries": 3}}
     assert store.wipe() == 2
     assert open_store(shared_url).info()["sessions"] == {}
     assert store.ledger("a").view(KEY) is None
     assert store.fault_counters("a").counts("s/r") == (0, 0)
     assert store.callbacks("b").pending() == []
+    assert len(store.journal("b", Settings())) == 0
