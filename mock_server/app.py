@@ -333,10 +333,9 @@ class SandboxApp:
                 assert ctx.operation is not None
                 try:
                     response = await provider.handlers[ctx.operation.operation_id](ctx)
-                except Exception:
-                    # a crash inside a provider still answers in that provider's own shape
-                    log.exception("handler %s crashed", ctx.operation.operation_id)
-                    response = provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
+                except Exception as exc:
+                    # the provider's one error handler: its refusals, a crash in its shape
+                    response = provider.handle_error(ctx, exc)
         except asyncio.CancelledError:
             if self.shutdown_deadline is None:
                 raise
