@@ -1,4 +1,4 @@
-"""The ASGI application: sessions, routing by OpenAPI operation, body limits, journal."""
+"""The ASGI application: every surface on one port; a request's stages are core.pipeline's."""
 
 from __future__ import annotations
 
@@ -8,32 +8,29 @@ import functools
 import logging
 import time
 from pathlib import Path
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from mock_server.core import faultfire, netfaults
+from mock_server.core import pipeline
 from mock_server.core.clock import TimeSource, real_time
-from mock_server.core.http import Answer, Context, Problem, ProviderApp, RequestHeaders
-from mock_server.core.headervalue import header_value, safe_raw_headers
+from mock_server.core.http import Context, Problem, ProviderApp, RequestHeaders
 from mock_server.core.host import ShutdownHook
-from mock_server.core.journal import finish
-from mock_server.core.limits import head_problem
 from mock_server.core.openapi import Spec
+from mock_server.core.pipeline import (  # noqa: F401 - the app's names for them
+    ADMIN_READS,
+    SESSION_HEADER,
+    SESSION_TOKEN_HEADER,
+    WARNING_HEADER,
+    BodyTooLarge,
+    writes,
+)
 from mock_server.core.providers import Provider, Registry, default_registry
 from mock_server.core.scenarios import Scenario, load_scenario_paths
 from mock_server.core.stores import Store, refuse_serving
-from mock_server.core.world import (
-    DEFAULT_SESSION,
-    SESSION_NAME,
-    ProviderModel,
-    Session,
-    SessionLimit,
-    World,
-    token_digest,
-)
+from mock_server.core.world import DEFAULT_SESSION, ProviderModel, World
 from mock_server.logs import log_access
 from mock_server.resources import default_scenario_path, spec_path
 from mock_server.settings import Settings
@@ -41,40 +38,9 @@ from mock_server.settings import Settings
 log = logging.getLogger("mock_server")
 access_log = logging.getLogger("mock_server.access")
 
-SESSION_HEADER = "x-sandbox-session"
-# opt-in protection: a session created with this header needs it on every admin call
-SESSION_TOKEN_HEADER = "x-sandbox-session-token"
-WARNING_HEADER = "x-sandbox-warning"
-_WARNING_HEADER_BYTES = WARNING_HEADER.encode()
-_SESSION_PREFIX = "/sessions/"
-
 
 # however little of the grace period in-flight requests left, each hook gets this much to report
 MIN_HOOK_SECONDS = 1.0
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-# admin operations that only read the session (or change only its own clock and journal): a
-# session still reading the startup world answers them without a copy of its own
-ADMIN_READS = frozenset({"health", "reset", "listScenarios", "listRequests", "getRequest",
-                         "streamRequests", "clearRequests", "getClock", "freezeClock",
-                         "advanceClock", "resetClock", "metrics"})
-_READ_METHODS = frozenset({"GET", "HEAD"})
-
-
-def writes(provider: str, method: str, operation: str | None) -> bool:
-    """Whether a request may change its session's world (which then needs a copy of its own)."""
-    if provider == "admin":
-        return operation not in ADMIN_READS
-    return method not in _READ_METHODS
-
-
-def refused_early(problem: Problem | None, response: Response) -> bool:
-    """A request refused before it used its session (its new session is not kept)."""
-    return problem is not None or response.status_code in (401, 403)
 
 
 def unavailable(provider: ProviderApp, ctx: Context, reason: str) -> Response:
@@ -108,10 +74,13 @@ class SandboxApp:
         # HTTP requests begun so far: tells an idle server from a busy one (core.gcpolicy)
         self.requests_started = 0
         self.metrics = world.metrics
+        # a request's stages, in order (core.pipeline)
+        self.pipeline = pipeline.Pipeline(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
+            self.requests_started += 1
+            await self.pipeline(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
@@ -221,224 +190,8 @@ class SandboxApp:
                         "duration_ms": 0.0, "fault": None})
         return response
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        self.requests_started += 1
-        path: str = scope["path"]
-        root_path: str = scope.get("root_path", "")
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path):]  # mounted: the sandbox's paths start under its mount
-        raw_target = scope.get("raw_path") or path.encode("utf-8", "replace")
-        too_large = head_problem(scope["method"], len(raw_target)
-                                 + len(scope.get("query_string", b"")), scope["headers"],
-                                 max_head=self.settings.max_header_bytes,
-                                 max_field=self.settings.max_header_field_bytes)
-        if too_large is not None:
-            await self.refuse_head(scope["method"], path, too_large,
-                                   scope.get("raw_path"))(scope, receive, send)
-            return
-        headers = RequestHeaders(scope["headers"])
-        session_name = headers.get(SESSION_HEADER)
-        if path.startswith(_SESSION_PREFIX):
-            rest = path[len(_SESSION_PREFIX):]
-            name, slash, tail = rest.partition("/")
-            session_name, path = name, slash + tail
-        method: str = scope["method"]
-        provider, found = self.route(path or "/")
-        bad_session = session_name is not None and not SESSION_NAME.match(session_name)
-        full: SessionLimit | None = None
-        try:
-            session, created = self.world.acquire(
-                DEFAULT_SESSION if bad_session or not session_name else session_name)
-        except SessionLimit as exc:
-            session, created = self.world.acquire(DEFAULT_SESSION)
-            full = exc
-        session.active += 1
-        try:
-            if self.world.store is None:
-                kept = await self._serve(scope, receive, send, started, path, headers, method,
-                                         provider, found, bad_session, session, created, full)
-            else:
-                # shared mode: the request holds its session, in this process and in the
-                # store, from here to its end; "created" is whether the store had it
-                created = await self.world.enter(session)
-                kept = False
-                try:
-                    kept = await self._serve(scope, receive, send, started, path, headers,
-                                             method, provider, found, bad_session, session,
-                                             created, full)
-                finally:
-                    self.world.leave(session, keep=kept or not created)
-        finally:
-            session.active -= 1
-        if created and not kept:
-            # a request refused before it could use its new session (401, unknown route, ...)
-            # leaves no session behind
-            self.world.forget_new(session)
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, started: float,
-                     path: str, headers: RequestHeaders, method: str, provider: ProviderApp,
-                     found: Any, bad_session: bool, session: Session, created: bool,
-                     full: SessionLimit | None) -> bool:
-        """Serves one request; False when it was refused without using its session."""
-        if created:
-            token = headers.get(SESSION_TOKEN_HEADER)
-            if token:
-                session.token = token_digest(token)
-        if full is None:
-            self.world.touch(session)
-        query_string: bytes = scope.get("query_string", b"")
-        ctx = Context(self.world, self.settings, session, method, path or "/", headers,
-                      query_string, b"")
-        # the target as sent, still percent-encoded (Optty's "Cannot POST <originalUrl>")
-        ctx.state["raw_path"] = scope.get("raw_path")
-        problem: Problem | None = None
-        if bad_session:
-            problem = Problem(Problem.BAD_SESSION,
-                              detail="session names are 1-64 of A-Z a-z 0-9 . _ -")
-        elif found is None:
-            problem = Problem(Problem.ROUTE_NOT_FOUND)
-        else:
-            ctx.params = found.params
-            ctx.operation = found.operation(method)
-            if ctx.operation is None:
-                problem = Problem(Problem.METHOD_NOT_ALLOWED, allow=found.allowed)
-        operation_id = ctx.operation.operation_id if ctx.operation else None
-        if problem is None and session.template is not None and writes(provider.name, method,
-                                                                      operation_id):
-            self.world.materialise(session)
-        limit = self.settings.max_body_bytes
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            problem = Problem(Problem.PAYLOAD_TOO_LARGE)  # refused unread
-        else:
-            message: Message = await receive()
-            if (message["type"] == "http.request" and not message.get("more_body", False)
-                    and len(message.get("body", b"")) <= limit):
-                ctx.body = message.get("body", b"")  # the common case: one message
-            else:
-                try:
-                    ctx.body = await self._read_body(receive, message)
-                except BodyTooLarge:
-                    problem = Problem(Problem.PAYLOAD_TOO_LARGE)
-        # a request that found no room for its session is not put in another one's journal,
-        # and one naming an invalid session belongs to no session's journal (it is answered
-        # 400 invalid_session; putting it in `default` would show it to the wrong reader)
-        journaled = provider.name != "admin" and full is None and not bad_session
-        if journaled:
-            ctx.entry = session.journal.record(
-                at=session.clock.now(), provider=provider.name,
-                operation=ctx.operation.operation_id if ctx.operation else None, method=method,
-                path=path, query=query_string.decode("latin-1"),
-                headers=scope["headers"], body=ctx.body)
-        rule = None
-        response: Response | None = None
-        try:
-            if full is not None:
-                response = unavailable(provider, ctx, f"no room for a new session: {full}")
-            else:
-                # fault rules: the session's first live matching rule, provider requests only
-                rule = faultfire.fire(ctx, provider.name) if journaled and not bad_session else None
-                if rule is not None:
-                    self.metrics.fault_fired(provider.name, rule.name, rule.fault
-                                             or ("respond" if rule.respond else "delay"))
-                response = (await faultfire.before_handler(ctx, provider, rule,
-                                                        handled=problem is None)
-                            if rule else None)
-            if response is not None:
-                pass  # the rule's scripted answer replaces the provider's
-            elif problem is not None:
-                response = provider.problem_response(ctx, problem)
-            else:
-                assert ctx.operation is not None
-                try:
-                    response = await provider.handlers[ctx.operation.operation_id](ctx)
-                except Exception:
-                    # a crash inside a provider still answers in that provider's own shape
-                    log.exception("handler %s crashed", ctx.operation.operation_id)
-                    response = provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
-        except asyncio.CancelledError:
-            if self.shutdown_deadline is None:
-                raise
-            # still running when the shutdown grace period ended: answered, not dropped
-            response = unavailable(provider, ctx, "the sandbox is shutting down")
-            rule = None
-            log.warning("shutdown: answered 503 to %s %s (session %s): still running when "
-                        "--shutdown-timeout ended", method, path, session.name)
-        assert response is not None
-        try:
-            if ctx.warnings:
-                # the warnings may quote data (a merchant id): one safe line, the journal
-                # keeps them as they were
-                response.raw_headers = [
-                    *(h for h in response.raw_headers if h[0] != _WARNING_HEADER_BYTES),
-                    (_WARNING_HEADER_BYTES, header_value("; ".join(ctx.warnings)))]
-            response.raw_headers = safe_raw_headers(response.raw_headers)
-        except Exception:
-            # whatever went wrong, an answer goes out in the provider's shape
-            log.exception("the answer to %s %s could not be completed", method, path[:256])
-            response = provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
-        if self.world.store is not None and not (created and refused_early(problem, response)):
-            self.world.commit(session)  # saved before the answer goes out
-        lost: netfaults.FaultWithoutConnection | None = None
-        try:
-            if rule is not None and rule.fault:
-                # from here on `response` is what went on the wire (status 0: nothing did)
-                try:
-                    response = await netfaults.deliver(rule.fault, response, scope, receive,
-                                                       send, session.fault_chances, ctx.entry)
-                except netfaults.FaultWithoutConnection as exc:  # raised once journaled
-                    response, lost = exc.sent, exc
-            elif type(response) is Answer:  # what Response.__call__ sends, without a coroutine
-                await send({"type": "http.response.start", "status": response.status_code,
-                            "headers": response.raw_headers})
-                await send({"type": "http.response.body", "body": response.body})
-            else:
-                await response(scope, receive, send)
-        except asyncio.CancelledError:
-            if self.shutdown_deadline is None:
-                raise
-            log.warning("shutdown: the answer to %s %s (session %s) was cut off: still being "
-                        "sent when --shutdown-timeout ended", method, path, session.name)
-            return True
-        duration_ms = (time.perf_counter() - started) * 1000
-        if ctx.entry is not None:
-            ctx.entry.warnings = tuple(ctx.warnings)
-            finish(ctx.entry, status=response.status_code, headers=response.raw_headers,
-                   body=bytes(response.body), duration_ms=duration_ms)
-            if session.journal.watchers:  # an open dashboard or stream (admin/stream.py)
-                session.journal.announce(ctx.entry)
-        operation = ctx.operation.operation_id if ctx.operation else None
-        self.metrics.observe(provider.name, operation, response.status_code, duration_ms)
-        if access_log.isEnabledFor(logging.INFO):
-            log_access({"session": session.name, "provider": provider.name,
-                        "operation": operation, "method": method, "path": path,
-                        "status": response.status_code, "duration_ms": round(duration_ms, 3),
-                        "fault": ctx.entry.fault if ctx.entry else None})
-        if lost is not None:
-            raise lost
-        refused = (full is not None or problem is not None or operation_id == "health"
-                   or response.status_code in (401, 403))
-        return not refused
-
-    async def _read_body(self, receive: Receive, first: Message | None = None) -> bytes:
-        """The body from `first` and the messages after it, within --max-body-bytes."""
-        limit = self.settings.max_body_bytes
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message: Message = first if first is not None else await receive()
-            first = None
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        return b"".join(chunks)
+    def unavailable(self, provider: ProviderApp, ctx: Context, reason: str) -> Response:
+        return unavailable(provider, ctx, reason)
 
 
 @functools.cache
@@ -469,7 +222,7 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
 
     `providers`: the registry to build from (default: mock_server.providers.registry()).
     `store` holds the session state (core.stores.open_store); None or `memory` is this process
-    only. A store that cannot hold all of it yet is refused (StoreError, one line)."""
+    only; `sqlite:` and `redis://` are shared by every process serving from them."""
     if store is not None:
         refuse_serving(store.url)
         if not store.shared:

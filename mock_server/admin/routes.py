@@ -19,7 +19,7 @@ from starlette.responses import Response
 from mock_server import __version__
 from mock_server.admin.stream import MAX_STREAMS_PER_SESSION, Filters, StreamHub, stream_response
 from mock_server.core.clock import iso_millis, parse_instant
-from mock_server.core.http import Context, Handler, Problem
+from mock_server.core.http import Context, Handler, Problem, crashed
 from mock_server.core.journal import LIST_BODY_BYTES
 from mock_server.core.openapi import Spec
 from mock_server.core.scenario_spec import follows_published_schema, plain_document
@@ -147,16 +147,24 @@ class AdminApp:
         return path == "/__admin" or path.startswith("/__admin/")
 
     def _guarded(self, operation: str, handler: Handler) -> Handler:
+        """The operation behind the admin token and the session's protection (what they raise
+        is answered by handle_error); the open operations as they are."""
+        if operation in _OPEN_OPERATIONS:
+            return handler
+
         async def run(ctx: Context) -> Response:
-            try:
-                if operation not in _OPEN_OPERATIONS:
-                    self._authorize(ctx)
-                    self._protected(ctx)
-                return await handler(ctx)
-            except AdminError as err:
-                headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-                return error_response(err, headers)
+            self._authorize(ctx)
+            self._protected(ctx)
+            return await handler(ctx)
         return run
+
+    def handle_error(self, ctx: Context, exc: Exception) -> Response:
+        """The admin API's one error handler: an AdminError in its shape (a 401 with its
+        WWW-Authenticate challenge), anything else its 500 internal_error."""
+        if isinstance(exc, AdminError):
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return error_response(exc, headers)
+        return crashed(self, ctx, exc)
 
     def _authorize(self, ctx: Context) -> None:
         token = ctx.settings.admin_token

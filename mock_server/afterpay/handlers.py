@@ -114,7 +114,9 @@ class AfterpayHandlers:
     """The order of checks (fidelity notes, "Afterpay: order of checks"): what a Spring
     application behind a gateway would do -- the filter chain (credentials, then the sandbox's
     User-Agent rule), then the handler mapping (route, method, Content-Type, Accept), then the
-    body (JSON, the Money table, references), and only then the payment and its rules."""
+    body (JSON, the Money table, references), and only then the payment and its rules. An
+    AfterpayError raised by an operation is answered by the surface's handle_error
+    (routes.py)."""
 
     def __init__(self, model: AfterpayModel) -> None:
         self.model = model
@@ -153,6 +155,9 @@ class AfterpayHandlers:
             raise errors.InvalidObject(f"{first.dotted or 'body'} {detail}")
 
     async def create_refund(self, ctx: Context) -> Response:
+        # an AfterpayError raised here is answered by the surface's handle_error (routes.py);
+        # refused before the processing moment, it is answered at once, so the retry of a
+        # delayed refund gets its 409 while the original is still in flight
         claimed: IdempotencyKey | None = None
         completed = False
         try:
@@ -179,10 +184,6 @@ class AfterpayHandlers:
             _entry, body = self.model.refund(ctx.session, payment, request, claimed)
             completed = True
             return respond(ctx, 201, body)
-        except errors.AfterpayError as err:
-            # refused before the processing moment: answered at once, so the retry of a
-            # delayed refund gets its 409 while the original is still in flight
-            return error(ctx, err)
         finally:
             # Decision: only a success is kept for replay; a refusal (or a crash, or a cancelled
             # request) gives the key back, so the corrected request can be sent again
@@ -190,24 +191,17 @@ class AfterpayHandlers:
                 ctx.session.ledger.release(claimed)
 
     async def get_payment(self, ctx: Context) -> Response:
-        try:
-            state, merchant = self._merchant(ctx)
-            if not accepts_json(ctx.headers.get("accept")):
-                raise errors.NotAcceptable()
-            payment = self.model.payment(state, merchant, ctx.params["orderId"])
-            await processing_time(ctx)
-            return respond(ctx, 200, dumps(self.model.payment_body(ctx.session, payment)),
-                           before=(_NO_CACHE,), after=(_VARY,))
-        except errors.AfterpayError as err:
-            # recorded: the 404 of a read carries Cache-Control too (no Vary); Decision: so do
-            # the read's other refusals
-            return error(ctx, err, before=(_NO_CACHE,))
+        # a refusal gets the read's Cache-Control (routes.READS, handle_error)
+        state, merchant = self._merchant(ctx)
+        if not accepts_json(ctx.headers.get("accept")):
+            raise errors.NotAcceptable()
+        payment = self.model.payment(state, merchant, ctx.params["orderId"])
+        await processing_time(ctx)
+        return respond(ctx, 200, dumps(self.model.payment_body(ctx.session, payment)),
+                       before=(_NO_CACHE,), after=(_VARY,))
 
     async def ping(self, ctx: Context) -> Response:
         # docs: ping needs no credentials; User-Agent is still documented for every call
-        try:
-            self.filters(ctx, authenticate=False)
-        except errors.AfterpayError as err:
-            return error(ctx, err)
+        self.filters(ctx, authenticate=False)
         await processing_time(ctx)
         return respond(ctx, 200, b"pong", _TEXT_BYTES)

@@ -25,7 +25,6 @@ from mock_server.afterpay.handlers import (
     WARN_REPLAY_BODY_DIFFERS,
     AfterpayHandlers,
     accepts_json,
-    error,
     is_json,
     parse_body,
     respond,
@@ -110,48 +109,32 @@ class LifecycleHandlers(AfterpayHandlers):
         self.lifecycle.expire_if_due(ctx.session, payment)
         return payment
 
-    async def _guarded(self, ctx: Context, call: Callable[[], Any], *, read: bool = False
-                       ) -> Response:
-        try:
-            result: Response = await call()
-            return result
-        except errors.AfterpayError as err:
-            # recorded: the 404 of a read carries the read's Cache-Control too (no Vary);
-            # Decision: so do the read's other refusals
-            return error(ctx, err, before=(_NO_CACHE,) if read else ())
-
     # -- checkouts --------------------------------------------------------------------------
 
     async def create_checkout(self, ctx: Context) -> Response:
-        async def call() -> Response:
-            _state, merchant, body = self._json_call(ctx)
-            request = parse_checkout(body, merchant.currencies)
-            await base.processing_time(ctx)
-            checkout = self.lifecycle.create_checkout(ctx.session, merchant, request,
-                                                      portal_base(ctx))
-            return respond(ctx, 201, dumps(self.lifecycle.created_body(checkout)))
-        return await self._guarded(ctx, call)
+        _state, merchant, body = self._json_call(ctx)
+        request = parse_checkout(body, merchant.currencies)
+        await base.processing_time(ctx)
+        checkout = self.lifecycle.create_checkout(ctx.session, merchant, request,
+                                                  portal_base(ctx))
+        return respond(ctx, 201, dumps(self.lifecycle.created_body(checkout)))
 
     async def get_checkout(self, ctx: Context) -> Response:
-        async def call() -> Response:
-            _state, merchant = self._read_call(ctx)
-            checkout = self.lifecycle.readable_checkout(ctx.session, merchant,
-                                                        ctx.params["token"])
-            await base.processing_time(ctx)
-            return respond(ctx, 200, dumps(self.lifecycle.checkout_body(checkout)),
-                           before=(_NO_CACHE,))
-        return await self._guarded(ctx, call, read=True)
+        _state, merchant = self._read_call(ctx)
+        checkout = self.lifecycle.readable_checkout(ctx.session, merchant,
+                                                    ctx.params["token"])
+        await base.processing_time(ctx)
+        return respond(ctx, 200, dumps(self.lifecycle.checkout_body(checkout)),
+                       before=(_NO_CACHE,))
 
     # -- immediate capture, auth ------------------------------------------------------------
 
     async def _pay(self, ctx: Context, operation: str) -> Response:
-        async def call() -> Response:
-            _state, merchant, body = self._json_call(ctx)
-            request = parse_token_request(body)
-            await base.processing_time(ctx)
-            outcome = self.lifecycle.pay(ctx.session, merchant, request, operation)
-            return self._payment(ctx, outcome.payment, outcome.status, read=False)
-        return await self._guarded(ctx, call)
+        _state, merchant, body = self._json_call(ctx)
+        request = parse_token_request(body)
+        await base.processing_time(ctx)
+        outcome = self.lifecycle.pay(ctx.session, merchant, request, operation)
+        return self._payment(ctx, outcome.payment, outcome.status, read=False)
 
     async def capture_full(self, ctx: Context) -> Response:
         return await self._pay(ctx, "capture")
@@ -193,8 +176,6 @@ class LifecycleHandlers(AfterpayHandlers):
                 self.lifecycle.void(ctx.session, payment, void, claimed)
             completed = True
             return self._payment(ctx, payment, 201, read=False)
-        except errors.AfterpayError as err:
-            return error(ctx, err)
         finally:
             # Decision: refusals keep nothing (as refunds)
             if claimed is not None and not completed:
@@ -209,114 +190,104 @@ class LifecycleHandlers(AfterpayHandlers):
     # -- reads, update, configuration -------------------------------------------------------
 
     async def get_payment(self, ctx: Context) -> Response:
-        async def call() -> Response:
-            state, merchant = self._read_call(ctx)
-            payment = self.model.payment(state, merchant, ctx.params["orderId"])
-            await base.processing_time(ctx)
-            payment = self._current(ctx, payment)
-            return self._payment(ctx, payment, 200, read=True)
-        return await self._guarded(ctx, call, read=True)
+        state, merchant = self._read_call(ctx)
+        payment = self.model.payment(state, merchant, ctx.params["orderId"])
+        await base.processing_time(ctx)
+        payment = self._current(ctx, payment)
+        return self._payment(ctx, payment, 200, read=True)
 
     async def get_payment_by_token(self, ctx: Context) -> Response:
-        async def call() -> Response:
-            state, merchant = self._read_call(ctx)
-            payment_id = state.payment_of_token.get(ctx.params["token"])
-            if payment_id is None:
-                raise errors.NotFound()  # Decision: the payments' own 404 message
-            payment = self.model.payment(state, merchant, payment_id)
-            await base.processing_time(ctx)
-            payment = self._current(ctx, payment)
-            return self._payment(ctx, payment, 200, read=True)
-        return await self._guarded(ctx, call, read=True)
+        state, merchant = self._read_call(ctx)
+        payment_id = state.payment_of_token.get(ctx.params["token"])
+        if payment_id is None:
+            raise errors.NotFound()  # Decision: the payments' own 404 message
+        payment = self.model.payment(state, merchant, payment_id)
+        await base.processing_time(ctx)
+        payment = self._current(ctx, payment)
+        return self._payment(ctx, payment, 200, read=True)
 
     async def update_payment(self, ctx: Context) -> Response:
-        async def call() -> Response:
-            state, merchant, body = self._json_call(ctx)
-            reference = parse_update(body)
-            payment = self.model.payment(state, merchant, ctx.params["orderId"])
-            await base.processing_time(ctx)
-            self.lifecycle.expire_if_due(ctx.session, payment)
-            self.lifecycle.update_reference(ctx.session, payment, reference)
-            # recorded: 200 (the docs say 201)
-            return self._payment(ctx, payment, 200, read=False)
-        return await self._guarded(ctx, call)
+        state, merchant, body = self._json_call(ctx)
+        reference = parse_update(body)
+        payment = self.model.payment(state, merchant, ctx.params["orderId"])
+        await base.processing_time(ctx)
+        self.lifecycle.expire_if_due(ctx.session, payment)
+        self.lifecycle.update_reference(ctx.session, payment, reference)
+        # recorded: 200 (the docs say 201)
+        return self._payment(ctx, payment, 200, read=False)
 
     async def get_configuration(self, ctx: Context) -> Response:
-        async def call() -> Response:
-            _state, merchant = self._read_call(ctx)
-            await base.processing_time(ctx)
-            options, currency = merchant.options, merchant.currencies[0]
-            # Decision: `?include=activeCountries` (sdk-php) is ignored
-            body = {"minimumAmount": money_json(options.minimum_amount, currency),
-                    "maximumAmount": money_json(options.maximum_amount, currency)}
-            return respond(ctx, 200, dumps(body),
-                           headers={"Cache-Control": CONFIGURATION_CACHE_CONTROL})
-        return await self._guarded(ctx, call)
+        _state, merchant = self._read_call(ctx)
+        await base.processing_time(ctx)
+        options, currency = merchant.options, merchant.currencies[0]
+        # Decision: `?include=activeCountries` (sdk-php) is ignored
+        body = {"minimumAmount": money_json(options.minimum_amount, currency),
+                "maximumAmount": money_json(options.maximum_amount, currency)}
+        return respond(ctx, 200, dumps(body),
+                       headers={"Cache-Control": CONFIGURATION_CACHE_CONTROL})
 
     async def list_payments(self, ctx: Context) -> Response:
-        async def call() -> Response:
-            state, merchant = self._read_call(ctx)
-            query = ctx.query
-            limit = _int_query(query.get("limit"), LIST_LIMIT_DEFAULT)
-            if limit is None or not 1 <= limit <= LIST_LIMIT_MAX:
-                raise errors.BadListQuery()
-            offset = _int_query(query.get("offset"), 0)
-            if offset is None or offset < 0:
-                raise errors.BadListQuery("offset must be 0 or more")  # Decision
-            bounds: list[datetime | None] = []
-            for name in ("fromCreatedDate", "toCreatedDate"):
-                raw = query.get(name)
-                try:
-                    bounds.append(_list_date(raw) if raw else None)
-                except ValueError:
-                    # Decision: the docs answer 500 here; a client's mistake is never a 5xx
-                    # from the sandbox, so it is 422 `error`, with the difference in a warning
-                    ctx.warn(WARN_BAD_DATE.format(name=name))
-                    raise errors.BadListQuery(BAD_DATE.format(name=name)) from None
-            if query.get("includeNextLink") is not None:
-                ctx.warn(WARN_NEXT_LINK)
-            filters = {}
-            for name in ("tokens", "ids", "merchantReferences", "statuses"):
-                values = query.getlist(name)
-                if len(values) > LIST_LIMIT_MAX:
-                    ctx.warn(WARN_LIST_VALUES)
-                    values = values[:LIST_LIMIT_MAX]
-                if values:
-                    filters[name] = {v.upper() for v in values} if name == "statuses" \
-                        else set(values)
-            order_by = query.get("orderBy") or "createdAt"
-            if order_by not in LIST_ORDER:
-                ctx.warn(WARN_BAD_ORDER)
-                order_by = "createdAt"
-            ascending = (query.get("ascending") or "false").lower() == "true"
-            await base.processing_time(ctx)
-            mine = [p for p in state.payments.values() if p.merchant_id == merchant.merchant_id]
-            if ctx.session.shared and any(self.lifecycle.expiry_due(ctx.session, p)
-                                          for p in mine):
-                ctx.world.materialise(ctx.session)  # as _current, for the whole list
-                state = ctx.session.state(PROVIDER)
-                mine = [state.payments[p.id] for p in mine]
-            found = []
-            for payment in mine:
-                self.lifecycle.expire_if_due(ctx.session, payment)
-                status = "DECLINED" if payment.state in ("AUTH_DECLINED",
-                                                         "CAPTURE_DECLINED") else "APPROVED"
-                if (("tokens" in filters and payment.token not in filters["tokens"])
-                        or ("ids" in filters and payment.id not in filters["ids"])
-                        or ("merchantReferences" in filters
-                            and payment.merchant_reference not in filters["merchantReferences"])
-                        or ("statuses" in filters and status not in filters["statuses"])
-                        or (bounds[0] is not None and payment.created < bounds[0])
-                        or (bounds[1] is not None and payment.created > bounds[1])):
-                    continue
-                found.append(payment)
-            found.sort(key=_sort_key(order_by), reverse=not ascending)
-            page = found[offset:offset + limit]
-            body = {"totalResults": len(found), "offset": offset, "limit": limit,
-                    "results": [self.model.payment_body(ctx.session, p, read=True)
-                                for p in page]}
-            return respond(ctx, 200, dumps(body), before=(_NO_CACHE,), after=(_VARY,))
-        return await self._guarded(ctx, call, read=True)
+        state, merchant = self._read_call(ctx)
+        query = ctx.query
+        limit = _int_query(query.get("limit"), LIST_LIMIT_DEFAULT)
+        if limit is None or not 1 <= limit <= LIST_LIMIT_MAX:
+            raise errors.BadListQuery()
+        offset = _int_query(query.get("offset"), 0)
+        if offset is None or offset < 0:
+            raise errors.BadListQuery("offset must be 0 or more")  # Decision
+        bounds: list[datetime | None] = []
+        for name in ("fromCreatedDate", "toCreatedDate"):
+            raw = query.get(name)
+            try:
+                bounds.append(_list_date(raw) if raw else None)
+            except ValueError:
+                # Decision: the docs answer 500 here; a client's mistake is never a 5xx
+                # from the sandbox, so it is 422 `error`, with the difference in a warning
+                ctx.warn(WARN_BAD_DATE.format(name=name))
+                raise errors.BadListQuery(BAD_DATE.format(name=name)) from None
+        if query.get("includeNextLink") is not None:
+            ctx.warn(WARN_NEXT_LINK)
+        filters = {}
+        for name in ("tokens", "ids", "merchantReferences", "statuses"):
+            values = query.getlist(name)
+            if len(values) > LIST_LIMIT_MAX:
+                ctx.warn(WARN_LIST_VALUES)
+                values = values[:LIST_LIMIT_MAX]
+            if values:
+                filters[name] = {v.upper() for v in values} if name == "statuses" \
+                    else set(values)
+        order_by = query.get("orderBy") or "createdAt"
+        if order_by not in LIST_ORDER:
+            ctx.warn(WARN_BAD_ORDER)
+            order_by = "createdAt"
+        ascending = (query.get("ascending") or "false").lower() == "true"
+        await base.processing_time(ctx)
+        mine = [p for p in state.payments.values() if p.merchant_id == merchant.merchant_id]
+        if ctx.session.shared and any(self.lifecycle.expiry_due(ctx.session, p)
+                                      for p in mine):
+            ctx.world.materialise(ctx.session)  # as _current, for the whole list
+            state = ctx.session.state(PROVIDER)
+            mine = [state.payments[p.id] for p in mine]
+        found = []
+        for payment in mine:
+            self.lifecycle.expire_if_due(ctx.session, payment)
+            status = "DECLINED" if payment.state in ("AUTH_DECLINED",
+                                                     "CAPTURE_DECLINED") else "APPROVED"
+            if (("tokens" in filters and payment.token not in filters["tokens"])
+                    or ("ids" in filters and payment.id not in filters["ids"])
+                    or ("merchantReferences" in filters
+                        and payment.merchant_reference not in filters["merchantReferences"])
+                    or ("statuses" in filters and status not in filters["statuses"])
+                    or (bounds[0] is not None and payment.created < bounds[0])
+                    or (bounds[1] is not None and payment.created > bounds[1])):
+                continue
+            found.append(payment)
+        found.sort(key=_sort_key(order_by), reverse=not ascending)
+        page = found[offset:offset + limit]
+        body = {"totalResults": len(found), "offset": offset, "limit": limit,
+                "results": [self.model.payment_body(ctx.session, p, read=True)
+                            for p in page]}
+        return respond(ctx, 200, dumps(body), before=(_NO_CACHE,), after=(_VARY,))
 
 
 def _list_date(raw: str) -> datetime:

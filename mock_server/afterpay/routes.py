@@ -5,11 +5,16 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from mock_server.afterpay import errors
-from mock_server.afterpay.handlers import error
+from mock_server.afterpay.handlers import _NO_CACHE, error
 from mock_server.afterpay.lifecycle_http import LifecycleHandlers
 from mock_server.afterpay.models import AfterpayModel
-from mock_server.core.http import Context, Handler, Problem
+from mock_server.core.http import Context, Handler, Problem, crashed
 from mock_server.core.openapi import Spec
+
+
+# recorded: the 404 of a read carries the read's Cache-Control too (no Vary); Decision: so do
+# the read's other refusals
+READS = frozenset({"getPayment", "getCheckout", "getPaymentByToken", "listPayments"})
 
 
 class AfterpayApp:
@@ -69,3 +74,13 @@ class AfterpayApp:
 
     def error_response(self, ctx: Context, code: str, status: int | None) -> Response:
         return error(ctx, errors.error_for_code(code, status))
+
+    def handle_error(self, ctx: Context, exc: Exception) -> Response:
+        """Afterpay's one error handler: an AfterpayError raised by a handler in its shape
+        (with the read's Cache-Control on a read), anything else a 500 in the same shape."""
+        if isinstance(exc, errors.AfterpayError):
+            operation = ctx.operation
+            if operation is not None and operation.operation_id in READS:
+                return error(ctx, exc, before=(_NO_CACHE,))
+            return error(ctx, exc)
+        return crashed(self, ctx, exc)

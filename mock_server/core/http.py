@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,6 +18,8 @@ from mock_server.settings import Settings
 
 if TYPE_CHECKING:
     from mock_server.core.journal import JournalEntry
+
+log = logging.getLogger("mock_server")
 
 
 class RequestHeaders(Headers):
@@ -134,6 +137,19 @@ class ProviderApp(Protocol):
 
     def error_response(self, ctx: Context, code: str, status: int | None) -> Response:
         """A scripted error (fault rule `respond.error`) in this provider's shape."""
+
+    def handle_error(self, ctx: Context, exc: Exception) -> Response:
+        """The provider's one error handler: the answer to any exception raised in its
+        handlers (its own error types in its error shape; anything else is a crash, answered
+        by `crashed`). The request pipeline's dispatch stage calls it."""
+
+
+def crashed(provider: ProviderApp, ctx: Context, exc: BaseException) -> Response:
+    """A crash inside a provider, logged with its traceback, answered 500 in that provider's
+    own shape."""
+    log.error("handler %s crashed", ctx.operation.operation_id if ctx.operation else None,
+              exc_info=exc)
+    return provider.problem_response(ctx, Problem(Problem.INTERNAL_ERROR))
 
 
 async def processing_time(ctx: Context, *, let_others_in: bool = False) -> None:

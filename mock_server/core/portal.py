@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from starlette.responses import Response
 
-from mock_server.core.http import Answer, Context, Handler, Problem, answer
+from mock_server.core.http import Answer, Context, Handler, Problem, answer, crashed
 from mock_server.core.openapi import Spec
 
 PREFIX = "/__portal"
@@ -97,6 +97,10 @@ class PortalApp:
 
     def error_response(self, ctx: Context, code: str, status: int | None) -> Response:
         return page("Error", f"<p>{escape(code)}</p>", status or 500)
+
+    def handle_error(self, ctx: Context, exc: Exception) -> Response:
+        """The pages answer their own refusals; anything raised is a crash (a 500 page)."""
+        return crashed(self, ctx, exc)
 
 
 def not_found(what: str = "No such page: the link is wrong, or what it shows belongs to "

@@ -156,6 +156,9 @@ def public_base(ctx: Context) -> str:
 
 
 class OpttyHandlers:
+    """The operations; an OpttyError they raise is answered by the surface's handle_error
+    (routes.py), as NestJS's exception filter answers what a controller throws."""
+
     def __init__(self, model: OpttyModel, dispatcher: WebhookDispatcher,
                  lifecycle: OrderLifecycle | None = None) -> None:
         self.model = model
@@ -163,36 +166,30 @@ class OpttyHandlers:
         self.lifecycle = lifecycle or OrderLifecycle(model)
 
     async def issue_token(self, ctx: Context) -> Response:
-        try:
-            body = read_body(ctx)
-            return respond(201, self.model.issue_token(ctx.session, body))
-        except errors.OpttyError as err:
-            return error(ctx, err)
+        body = read_body(ctx)
+        return respond(201, self.model.issue_token(ctx.session, body))
 
     async def refund_order(self, ctx: Context) -> Response:
-        try:
-            body = read_body(ctx)
-            merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
-            refund = validate_refund(body)
-            conforms(ctx, refund)
-            order = self.model.order(ctx.session, merchant, ctx.params["orderReference"])
-            if order.status in MOVING:  # not a paid order yet: time may have decided it
-                self.lifecycle.advance(ctx.session, order)
-            while True:
-                try:
-                    claim = self.model.begin_refund(ctx.session, merchant, order, refund)
-                    break
-                except ReferenceBusy as busy:
-                    await _reference_freed(ctx, busy.key)
-                    order = self.model.order(ctx.session, merchant, ctx.params["orderReference"])
+        body = read_body(ctx)
+        merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
+        refund = validate_refund(body)
+        conforms(ctx, refund)
+        order = self.model.order(ctx.session, merchant, ctx.params["orderReference"])
+        if order.status in MOVING:  # not a paid order yet: time may have decided it
+            self.lifecycle.advance(ctx.session, order)
+        while True:
             try:
-                await processing_time(ctx, let_others_in=True)
-                result = self.model.complete_refund(ctx.session, merchant, order, refund, claim)
-            finally:
-                self.model.abandon(ctx.session, claim)
-                _free_reference(ctx.session, claim.key)
-        except errors.OpttyError as err:
-            return error(ctx, err)
+                claim = self.model.begin_refund(ctx.session, merchant, order, refund)
+                break
+            except ReferenceBusy as busy:
+                await _reference_freed(ctx, busy.key)
+                order = self.model.order(ctx.session, merchant, ctx.params["orderReference"])
+        try:
+            await processing_time(ctx, let_others_in=True)
+            result = self.model.complete_refund(ctx.session, merchant, order, refund, claim)
+        finally:
+            self.model.abandon(ctx.session, claim)
+            _free_reference(ctx.session, claim.key)
         for warning in result.warnings:
             ctx.warn(warning)
         if result.body.get("refundStatus") == "PENDING":
@@ -200,40 +197,31 @@ class OpttyHandlers:
         return respond(201, result.body)
 
     async def get_order(self, ctx: Context) -> Response:
-        try:
-            read_body(ctx)
-            merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
-            order = self.lifecycle.order(ctx.session, merchant, ctx.params["orderReference"])
-            return respond(200, self.model.order_body(ctx.session, order))
-        except errors.OpttyError as err:
-            return error(ctx, err)
+        read_body(ctx)
+        merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
+        order = self.lifecycle.order(ctx.session, merchant, ctx.params["orderReference"])
+        return respond(200, self.model.order_body(ctx.session, order))
 
     async def create_order(self, ctx: Context) -> Response:
-        try:
-            body = read_body(ctx)
-            merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
-            request = validate_create_order(body)
-            schema_conforms(ctx, body)
-            check_amounts(request)
-            check_customer_token(body.get("customerToken"), merchant.merchant_id,
-                                 secret=self.model.jwt_secret, now=ctx.session.clock.now())
-            await processing_time(ctx)
-            created, warnings = self.lifecycle.create(ctx.session, merchant, request,
-                                                      public_base(ctx))
-        except errors.OpttyError as err:
-            return error(ctx, err)
+        body = read_body(ctx)
+        merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
+        request = validate_create_order(body)
+        schema_conforms(ctx, body)
+        check_amounts(request)
+        check_customer_token(body.get("customerToken"), merchant.merchant_id,
+                             secret=self.model.jwt_secret, now=ctx.session.clock.now())
+        await processing_time(ctx)
+        created, warnings = self.lifecycle.create(ctx.session, merchant, request,
+                                                  public_base(ctx))
         for warning in warnings:
             ctx.warn(warning)
         return respond(201, created)
 
     async def create_customer_session(self, ctx: Context) -> Response:
-        try:
-            body = read_body(ctx)
-            merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
-            session = customer_session(body, merchant.merchant_id, secret=self.model.jwt_secret,
-                                       now=ctx.session.clock.now())
-        except errors.OpttyError as err:
-            return error(ctx, err)
+        body = read_body(ctx)
+        merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
+        session = customer_session(body, merchant.merchant_id, secret=self.model.jwt_secret,
+                                   now=ctx.session.clock.now())
         return respond(201, session)
 
     async def capture_order(self, ctx: Context) -> Response:
@@ -243,30 +231,26 @@ class OpttyHandlers:
         return await self._movement(ctx, VOID)
 
     async def _movement(self, ctx: Context, kind: str) -> Response:
-        try:
-            body = read_body(ctx)
-            merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
-            movement = validate_capture(body) if kind == CAPTURE else validate_void(body)
-            schema_conforms(ctx, body)
-            order = self.lifecycle.order(ctx.session, merchant, ctx.params["orderReference"])
-            while True:
-                try:
-                    claim = self.lifecycle.begin(ctx.session, merchant, order, kind, movement)
-                    break
-                except ReferenceBusy as busy:
-                    await _reference_freed(ctx, busy.key)
-                    # the order as it is now (with a shared store, read again meanwhile)
-                    order = self.lifecycle.order(ctx.session, merchant,
-                                                 ctx.params["orderReference"])
+        body = read_body(ctx)
+        merchant = self.model.authenticate(ctx.session, ctx.headers.get("authorization"))
+        movement = validate_capture(body) if kind == CAPTURE else validate_void(body)
+        schema_conforms(ctx, body)
+        order = self.lifecycle.order(ctx.session, merchant, ctx.params["orderReference"])
+        while True:
             try:
-                await processing_time(ctx)
-                if kind == CAPTURE:
-                    result = self.lifecycle.capture(ctx.session, order, movement, claim)
-                else:
-                    result = self.lifecycle.void(ctx.session, order, movement, claim)
-            finally:
-                self.lifecycle.abandon(ctx.session, claim)
-                _free_reference(ctx.session, claim.key)
-        except errors.OpttyError as err:
-            return error(ctx, err)
+                claim = self.lifecycle.begin(ctx.session, merchant, order, kind, movement)
+                break
+            except ReferenceBusy as busy:
+                await _reference_freed(ctx, busy.key)
+                # the order as it is now (with a shared store, read again meanwhile)
+                order = self.lifecycle.order(ctx.session, merchant, ctx.params["orderReference"])
+        try:
+            await processing_time(ctx)
+            if kind == CAPTURE:
+                result = self.lifecycle.capture(ctx.session, order, movement, claim)
+            else:
+                result = self.lifecycle.void(ctx.session, order, movement, claim)
+        finally:
+            self.lifecycle.abandon(ctx.session, claim)
+            _free_reference(ctx.session, claim.key)
         return respond(201, result)

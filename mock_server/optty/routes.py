@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
-from mock_server.core.http import Context, Handler, Problem
+from mock_server.core.http import Context, Handler, Problem, crashed
 from mock_server.core.openapi import RouteMatch, Spec
 from mock_server.optty import errors
 from mock_server.optty.handlers import OpttyHandlers, error, read_body
@@ -137,3 +137,10 @@ class OpttyApp:
 
     def error_response(self, ctx: Context, code: str, status: int | None) -> Response:
         return error(ctx, errors.error_for_code(code, status))
+
+    def handle_error(self, ctx: Context, exc: Exception) -> Response:
+        """Optty's one error handler (NestJS's exception filter): an OpttyError raised by a
+        handler in NestJS's shape, anything else its 500 "Internal server error"."""
+        if isinstance(exc, errors.OpttyError):
+            return error(ctx, exc)
+        return crashed(self, ctx, exc)

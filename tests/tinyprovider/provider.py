@@ -14,7 +14,7 @@ from typing import Any
 from starlette.responses import Response
 
 from mock_server.core import scenarios
-from mock_server.core.http import Context, Handler, Problem, processing_time
+from mock_server.core.http import Context, Handler, Problem, crashed, processing_time
 from mock_server.core.openapi import Spec
 from mock_server.core.providers import Built, Registry, ScenarioRules
 from mock_server.core.scenarios import NodePath, Scenario, SeedChecks, format_path
@@ -83,6 +83,9 @@ class TinyApp:
 
     def error_response(self, ctx: Context, code: str, status: int | None) -> Response:
         return _shape(code, status or ERRORS[code], f"scripted {code}")
+
+    def handle_error(self, ctx: Context, exc: Exception) -> Response:
+        return crashed(self, ctx, exc)
 
 
 class TinyProvider:

@@ -191,7 +191,7 @@ def test_the_graph_sees_every_kind_of_import() -> None:
     # a type-only import, a function-level import, `from package import module`
     assert "mock_server.core.host" in graph["mock_server.optty.routes"]
     assert "mock_server.admin.routes" in graph["mock_server.app"]
-    assert "mock_server.core.netfaults" in graph["mock_server.app"]
+    assert "mock_server.core.pipeline" in graph["mock_server.app"]
 
 
 # --- the checker itself, on small made-up packages ---------------------------------------------
