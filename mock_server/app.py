@@ -65,6 +65,8 @@ class SandboxApp:
         self.fallback: ProviderApp | None = self.providers[-1] if self.providers else None
         # the providers it was built from (create_app sets the one it was given)
         self.registry: Registry = default_registry()
+        # the providers' admin operations by operationId (core.providers.Built.admin)
+        self.admin_operations: dict[str, Any] = {}
         self.started_at = time.monotonic()
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.shutdown_hooks: list[ShutdownHook] = []
@@ -241,6 +243,8 @@ def create_app(settings: Settings | None = None, *, time_source: TimeSource = re
     world = World(settings, models, startup, time_source=time_source, store=store)
     app = SandboxApp(world, [])
     app.registry = registry
+    app.admin_operations = {operation_id: handler for part in built
+                            for operation_id, handler in part.admin.items()}
     admin = AdminApp(_spec("admin"), app)
     # the shopper's pages last, all in one portal app: every API request is routed without
     # trying their paths first

@@ -9,7 +9,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from mock_server.core.clock import iso_millis, parse_instant
 from mock_server.core.http import Context, Handler, Problem, crashed
 from mock_server.core.journal import LIST_BODY_BYTES
 from mock_server.core.openapi import Spec
+from mock_server.core.providers import AdminOperation, AdminRefusal
 from mock_server.core.scenario_spec import follows_published_schema, plain_document
 from mock_server.core.scenarios import ScenarioError, parse_scenario
 from mock_server.core.world import Session
@@ -130,12 +131,15 @@ class AdminApp:
             "dashboardEntry": self.dashboard_entry,
             "dashboardAsset": self.dashboard_asset,
             "getMetrics": self.get_metrics,
-            "opttyOrderOutcome": self.optty_order_outcome,
-            # the shopper's step, headless (mock_server.afterpay.portal)
-            "confirmAfterpayCheckout": self.confirm_afterpay_checkout,
-            "cancelAfterpayCheckout": self.cancel_afterpay_checkout,
         }
-        missing = set(spec.operations) ^ set(operations)
+        # the providers' own admin operations (core.providers.Built.admin); one of the spec's
+        # that no registered provider serves answers 404
+        provided = dict(getattr(app, "admin_operations", {}))
+        for operation_id in set(spec.operations) - set(operations):
+            found = provided.pop(operation_id, None)
+            operations[operation_id] = (_provided(found) if found is not None
+                                        else _not_served(operation_id))
+        missing = set(spec.operations) ^ set(operations) | set(provided)
         if missing:
             raise RuntimeError(f"admin spec and handlers disagree on {sorted(missing)}")
         self.handlers: dict[str, Handler] = {
@@ -416,9 +420,6 @@ class AdminApp:
         ctx.session.clock.reset()
         return json_response(_clock(ctx.session))
 
-    async def optty_order_outcome(self, ctx: Context) -> Response:
-        return await _optty_outcome(self.app, ctx)
-
     async def get_metrics(self, ctx: Context) -> Response:
         from mock_server.core.metrics import CONTENT_TYPE, exposition
 
@@ -426,23 +427,6 @@ class AdminApp:
         return Response(exposition(self.app.metrics, self.app.world),
                         headers={"Content-Type": CONTENT_TYPE})
 
-    async def confirm_afterpay_checkout(self, ctx: Context) -> Response:
-        return self._afterpay_consumer(ctx, "confirm")
-
-    async def cancel_afterpay_checkout(self, ctx: Context) -> Response:
-        return self._afterpay_consumer(ctx, "cancel")
-
-    def _afterpay_consumer(self, ctx: Context, action: str) -> Response:
-        from mock_server.afterpay.lifecycle import ConsumerActionError
-        from mock_server.afterpay.portal import admin_consumer_action
-
-        card = _json_object(ctx).get("card", "approved") if action == "confirm" else None
-        afterpay = next(p for p in self.app.providers if p.name == "afterpay")
-        try:
-            return json_response(admin_consumer_action(
-                afterpay.lifecycle, ctx, action, card))  # type: ignore[attr-defined]
-        except ConsumerActionError as err:
-            raise AdminError(err.status, err.error, err.message) from None
 
 def _int_param(raw: str | None, name: str, low: int, high: int, *, also: str = "",
                what: str = "") -> int | None:
@@ -457,15 +441,23 @@ def _int_param(raw: str | None, name: str, low: int, high: int, *, also: str = "
     return int(raw)
 
 
-async def _optty_outcome(app: Host, ctx: Context) -> Response:
-    from mock_server.optty import admin_outcome
+def _provided(operation: AdminOperation) -> Callable[[Context], Awaitable[Response]]:
+    """A provider's admin operation, answered in the admin API's shape."""
 
-    body = _json_object(ctx)
-    optty = next(p for p in app.providers if p.name == "optty")
-    try:
-        payload, result = admin_outcome.apply(optty.lifecycle,  # type: ignore[attr-defined]
-                                              ctx.session, ctx.params["orderReference"], body)
-    except admin_outcome.OutcomeError as err:
-        raise AdminError(err.status, err.error, err.message) from None
-    headers = {"X-Sandbox-Warning": "; ".join(result.warnings)} if result.warnings else None
-    return json_response(payload, headers=headers)
+    async def handler(ctx: Context) -> Response:
+        try:
+            answer = operation(ctx, lambda: _json_object(ctx))
+        except AdminRefusal as refused:
+            raise AdminError(refused.status, refused.error, refused.message) from None
+        headers = {"X-Sandbox-Warning": "; ".join(answer.warnings)} if answer.warnings else None
+        return json_response(answer.payload, headers=headers)
+
+    return handler
+
+
+def _not_served(operation_id: str) -> Callable[[Context], Awaitable[Response]]:
+    async def handler(ctx: Context) -> Response:
+        raise AdminError(404, "not_found",
+                         f"no provider of this sandbox serves {operation_id}")
+
+    return handler

@@ -50,4 +50,23 @@ class AfterpayProvider:
         from mock_server.afterpay.routes import AfterpayApp
 
         surface = AfterpayApp(spec)
-        return Built(surface, surface.model, pages=[AfterpayPortal(surface.lifecycle)])
+        return Built(surface, surface.model, pages=[AfterpayPortal(surface.lifecycle)],
+                     admin={"confirmAfterpayCheckout": _consumer(surface, "confirm"),
+                            "cancelAfterpayCheckout": _consumer(surface, "cancel")})
+
+
+def _consumer(surface: Any, action: str) -> Any:
+    """POST /__admin/afterpay/checkouts/{token}/confirm|cancel: the shopper's step, headless
+    (mock_server.afterpay.portal)."""
+    from mock_server.afterpay.lifecycle import ConsumerActionError
+    from mock_server.afterpay.portal import admin_consumer_action
+    from mock_server.core.providers import AdminAnswer, AdminRefusal
+
+    def consumer(ctx: Any, body: Any) -> AdminAnswer:
+        card = body().get("card", "approved") if action == "confirm" else None
+        try:
+            return AdminAnswer(admin_consumer_action(surface.lifecycle, ctx, action, card))
+        except ConsumerActionError as err:
+            raise AdminRefusal(err.status, err.error, err.message) from None
+
+    return consumer

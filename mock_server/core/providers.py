@@ -23,7 +23,7 @@ from mock_server.core.scenarios import (  # noqa: F401 - re-exported
 )
 
 if TYPE_CHECKING:
-    from mock_server.core.http import ProviderApp
+    from mock_server.core.http import Context, ProviderApp
     from mock_server.core.openapi import Spec
     from mock_server.core.portal import PageSet
     from mock_server.core.world import ProviderModel
@@ -32,11 +32,35 @@ if TYPE_CHECKING:
 @dataclass
 class Built:
     """A provider's parts in one app: its HTTP surface and model, plus its shopper's pages
-    (page sets the one portal app routes after every API, see core.portal)."""
+    (page sets the one portal app routes after every API, see core.portal) and the admin
+    operations it serves (by operationId in openapi/admin.yaml)."""
 
     surface: ProviderApp
     model: ProviderModel
     pages: list[PageSet] = field(default_factory=list)
+    admin: dict[str, AdminOperation] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AdminAnswer:
+    """What a provider's admin operation answers: a JSON payload (200) and any warnings (one
+    X-Sandbox-Warning line)."""
+
+    payload: Any
+    warnings: tuple[str, ...] = ()
+
+
+class AdminRefusal(Exception):
+    """A provider's admin operation refused: answered in the admin API's error shape."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+
+# an admin operation of a provider: the request's Context, and a call that reads its JSON body
+# (checked against the admin spec; refused in the admin's shape) for operations that take one
+AdminOperation = Callable[["Context", Callable[[], dict[str, Any]]], AdminAnswer]
 
 
 class Provider(Protocol):

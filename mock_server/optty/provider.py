@@ -59,4 +59,21 @@ class OpttyProvider:
         from mock_server.optty.routes import OpttyApp
 
         surface = OpttyApp(spec, settings)
-        return Built(surface, surface.model, pages=[OpttyPortal(surface)])
+        return Built(surface, surface.model, pages=[OpttyPortal(surface)],
+                     admin={"opttyOrderOutcome": _outcome(surface)})
+
+
+def _outcome(surface: Any) -> Any:
+    """POST /__admin/optty/orders/{orderReference}/outcome: the shopper's step, headless."""
+    from mock_server.core.providers import AdminAnswer, AdminRefusal
+    from mock_server.optty import admin_outcome
+
+    def outcome(ctx: Any, body: Any) -> AdminAnswer:
+        try:
+            payload, result = admin_outcome.apply(surface.lifecycle, ctx.session,
+                                                  ctx.params["orderReference"], body())
+        except admin_outcome.OutcomeError as err:
+            raise AdminRefusal(err.status, err.error, err.message) from None
+        return AdminAnswer(payload, tuple(result.warnings))
+
+    return outcome

@@ -30,6 +30,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 # packages of one layer that must not import each other (a provider knows no other provider)
 SEALED = ("mock_server.afterpay", "mock_server.optty")
+# layers above the providers that still name none of them
+BLIND = ("mock_server.admin",)
 
 
 def module_files(root: Path, package: str) -> dict[str, Path]:
@@ -173,6 +175,9 @@ def violations(graph: Mapping[str, set[str]]) -> list[str]:
             elif (target_rank == rank and prefix in SEALED and target_prefix in SEALED
                   and prefix != target_prefix):
                 found.append(f"{name} imports {target}: a provider imports no other provider")
+            elif prefix in BLIND and target_prefix in SEALED:
+                found.append(f"{name} imports {target}: the admin surface imports no provider "
+                             "(a provider hands it its admin operations: Built.admin)")
     return found
 
 

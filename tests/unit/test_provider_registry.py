@@ -158,3 +158,29 @@ def test_tiny(sandbox):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:schemathesis",
                                            "-p", "no:hypothesispytest")
     result.assert_outcomes(passed=1)
+
+
+def test_admin_operations_come_from_the_providers_that_serve_them() -> None:
+    from mock_server.afterpay.provider import AfterpayProvider
+    from mock_server.core.providers import Registry
+
+    only_afterpay = Registry([AfterpayProvider()], fallback="afterpay",
+                             description="Afterpay only")
+    scenario = parse_scenario(b"name: none\n", "none.yaml", registry=only_afterpay)
+    with TestClient(create_app(Settings(seed=7), providers=only_afterpay,
+                               scenarios=[scenario])) as client:
+        answer = client.post("/__admin/optty/orders/ORD-1/outcome", json={"status": "SUCCESSFUL"})
+        assert answer.status_code == 404
+        assert answer.json()["error"] == "not_found"
+        assert "opttyOrderOutcome" in answer.json()["message"]
+        # Afterpay's own admin operations are there (an unknown checkout: its 404)
+        confirmed = client.post("/__admin/afterpay/checkouts/nope/confirm", json={})
+        assert confirmed.status_code == 404
+        assert "checkout" in confirmed.json()["message"].lower()
+
+
+def test_the_admin_surface_names_no_provider() -> None:
+    code = (ROOT / "mock_server" / "admin" / "routes.py").read_text("utf-8")
+    tokens = tokenize.generate_tokens(io.StringIO(code).readline)
+    names = {t.string.lower() for t in tokens if t.type in (tokenize.NAME, tokenize.STRING)}
+    assert not {n for n in names if "optty" in n or "afterpay" in n}
