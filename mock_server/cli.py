@@ -286,13 +286,15 @@ def _fail_lines(problems: Sequence[str]) -> NoReturn:
     raise SystemExit(EXIT_USAGE)
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     try:
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc} (--host / MOCK_SERVER_HOST)")
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
     except OSError as exc:
@@ -439,12 +441,26 @@ def _serve_workers(settings: Settings) -> int:
     if store is not None:
         store.close()
     settings, drawn = _draw_seed(settings)
-    sock = bind(settings.host, settings.port)
+    sockets = _worker_sockets(settings)
     _log_seed(log, settings, drawn)
     try:
-        return supervise(settings, sock)
+        return supervise(settings, sockets)
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
+
+
+def _worker_sockets(settings: Settings) -> list[socket.socket]:
+    """Where Linux balances connections over several listening sockets on one port
+    (SO_REUSEPORT), one for each worker: workers sharing one socket take connections as they
+    win the race to accept them, and under a burst of new connections one worker takes nearly
+    all (measured: 16 of 16). Elsewhere one socket, shared."""
+    if not (sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")):
+        return [bind(settings.host, settings.port)]
+    first = bind(settings.host, settings.port, reuse_port=True)
+    port = first.getsockname()[1]  # --port 0: the one the first bind got
+    return [first, *(bind(settings.host, port, reuse_port=True)
+                     for _ in range(settings.workers - 1))]
 
 
 def serve(settings: Settings, app: Any = None, *, sock: socket.socket | None = None,

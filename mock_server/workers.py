@@ -1,11 +1,13 @@
 """`mock-server serve --workers N`: N serving processes on one port, over one shared store.
 
 The parent binds the port (so a busy port is one clear line, as with one process), then starts
-each worker as `python -m mock_server.workers`, handing it the listening socket (an inherited
+each worker as `python -m mock_server.workers`, handing it a listening socket (an inherited
 file descriptor) and the parsed settings (pickled, on the worker's stdin: the flags and the
 environment are read once, by the parent, and every worker serves with exactly the same
-settings, the drawn seed included). The kernel spreads new connections over the workers, all
-accepting on that one socket.
+settings, the drawn seed included). On Linux each worker gets a socket of its own on the one
+port (SO_REUSEPORT) and the kernel spreads new connections evenly over them; elsewhere they
+share one socket. The parent keeps the sockets open, so a replaced worker takes over its
+predecessor's, with the connections waiting in it.
 
 The first worker starts alone: a problem with the scenario files or the store is reported once,
 and the startup world is seeded by one process; the others start once it serves. The parent
@@ -61,9 +63,11 @@ class _Worker:
 class Supervisor:
     """Starts, watches and stops the workers of one `serve --workers N`."""
 
-    def __init__(self, settings: Settings, sock: socket.socket) -> None:
+    def __init__(self, settings: Settings, sockets: list[socket.socket]) -> None:
         self.settings = settings
-        self.sock = sock
+        # one listening socket per worker (SO_REUSEPORT), or one shared by all of them
+        self.sockets = sockets
+        self.sock = sockets[0]
         self.count = settings.workers
         self.workers: list[_Worker] = []
         self.selector = selectors.DefaultSelector()
@@ -106,7 +110,7 @@ class Supervisor:
 
     def _start(self, index: int) -> _Worker:
         ready_r, ready_w = os.pipe()
-        listen_fd = self.sock.fileno()
+        listen_fd = self.sockets[(index - 1) % len(self.sockets)].fileno()
         command = [sys.executable, "-m", "mock_server.workers", str(listen_fd), str(ready_w),
                    str(index), str(self.count)]
         process = subprocess.Popen(command, stdin=subprocess.PIPE,
@@ -157,6 +161,10 @@ class Supervisor:
         running = [w for w in self.workers if w.exit_code is None]
         log.info("%s received: stopping %d worker(s)", name, len(running))
         self._signal_all(signal.SIGTERM)
+        # the workers close theirs as they stop: the port then refuses new connections at once
+        # instead of queueing them where nobody accepts any more
+        for sock in self.sockets:
+            sock.close()
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -271,9 +279,10 @@ class Supervisor:
         return 0 if clean else 1
 
 
-def supervise(settings: Settings, sock: socket.socket) -> int:
-    """Serves with settings.workers processes on `sock` until a signal stops them."""
-    return Supervisor(settings, sock).run()
+def supervise(settings: Settings, sockets: list[socket.socket]) -> int:
+    """Serves with settings.workers processes on `sockets` (one each, or one for all) until a
+    signal stops them."""
+    return Supervisor(settings, sockets).run()
 
 
 def _worker_main(argv: list[str]) -> int:
