@@ -47,7 +47,15 @@ from mock_server.core.ledger import RefundEntry, StoredAnswer  # noqa: E402
 from mock_server.core.stores import open_store  # noqa: E402
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-KEY = ("afterpay", "100101382", "100101785223")
+# refunds cycle over this many payments, as bench/run.py's requests do: a refund reads its
+# payment's refunds back (the view), so one payment taking all of them would measure that list
+ACCOUNTS = 100
+ACCOUNT_KEYS = [("afterpay", "100101382", str(100101785223 + n)) for n in range(ACCOUNTS)]
+
+
+def _open_accounts(ledger: Any, total: int) -> None:
+    for key in ACCOUNT_KEYS:
+        ledger.open(key, "AUD", Decimal(total * 10))
 
 
 def _refunds(url: str, namespace: str, count: int, worker: int) -> list[float]:
@@ -60,9 +68,13 @@ def _refunds(url: str, namespace: str, count: int, worker: int) -> list[float]:
         key = ("afterpay", "100101382", f"req-{worker}-{n}", "m")
         answer = StoredAnswer(201, (), b'{"refundId":"1"}', ("p", "1.00"), NOW)
         started = time.perf_counter()
+        # what the Afterpay model does for a new idempotent refund: claim the key, read the
+        # account (what is left), then the atomic refund step
         ledger.claim(key, NOW)
+        ledger.view(ACCOUNT_KEYS[n % ACCOUNTS])
         # the refund id unique in the session, as the Afterpay model takes it
-        ledger.refund(KEY, entry, key, answer, reference=f"afterpay:refundId:{worker}-{n}")
+        ledger.refund(ACCOUNT_KEYS[n % ACCOUNTS], entry, key, answer,
+                      reference=f"afterpay:refundId:{worker}-{n}")
         timings.append(time.perf_counter() - started)
     store.close()
     return timings
@@ -78,19 +90,21 @@ def _worker(url: str, namespace: str, count: int, worker: int, start: Any, out: 
 def one_process(url: str, count: int, label: str) -> dict[str, Any]:
     namespace = f"bench-{label}-{time.time_ns()}"
     store = open_store(url)
-    store.ledger(namespace).open(KEY, "AUD", Decimal(count * 10))
+    _open_accounts(store.ledger(namespace), count)
     store.close()
     timings = _refunds(url, namespace, count, 0) if url != "memory" else None
     if timings is None:  # one ledger object: a memory store is per process
         ledger = open_store("memory").ledger(namespace)
-        ledger.open(KEY, "AUD", Decimal(count * 10))
+        _open_accounts(ledger, count)
         timings = []
         for n in range(count):
             key = ("afterpay", "100101382", f"req-{n}", "m")
             started = time.perf_counter()
             ledger.claim(key, NOW)
-            ledger.refund(KEY, RefundEntry(str(n), Decimal("1.00"), NOW, {"requestId": str(n)}),
-                          key, StoredAnswer(201, (), b"{}", ("p",), NOW),
+            ledger.view(ACCOUNT_KEYS[n % ACCOUNTS])
+            entry = RefundEntry(str(n), Decimal("1.00"), NOW, {"requestId": str(n)})
+            ledger.refund(ACCOUNT_KEYS[n % ACCOUNTS], entry, key,
+                          StoredAnswer(201, (), b"{}", ("p",), NOW),
                           reference=f"afterpay:refundId:{n}")
             timings.append(time.perf_counter() - started)
     ordered = sorted(timings)
@@ -102,7 +116,7 @@ def one_process(url: str, count: int, label: str) -> dict[str, Any]:
 def many_processes(url: str, count: int, processes: int, label: str) -> dict[str, Any]:
     namespace = f"bench-{label}-n-{time.time_ns()}"
     store = open_store(url)
-    store.ledger(namespace).open(KEY, "AUD", Decimal(count * processes * 10))
+    _open_accounts(store.ledger(namespace), count * processes)
     store.close()
     context = multiprocessing.get_context("fork")
     start, out = context.Event(), context.Queue()
@@ -160,7 +174,13 @@ def ledger_main(args: argparse.Namespace) -> None:
         if redis_started is not None:
             process, redis_url = redis_started
             try:
+                before = redis_cpu(redis_url)
                 rows.append(one_process(redis_url, args.refunds, "redis"))
+                usec, commands = (a - b for a, b in zip(redis_cpu(redis_url), before,
+                                                        strict=True))
+                rows[-1]["redis"] = (f"Redis: {usec / args.refunds:.1f} us of its CPU and "
+                                     f"{commands / args.refunds:.1f} commands (a script is "
+                                     "one) per refund")
                 rows.append(many_processes(redis_url, args.refunds, args.processes, "redis"))
             finally:
                 process.terminate()
@@ -170,7 +190,23 @@ def ledger_main(args: argparse.Namespace) -> None:
     for row in rows:
         _say(f"{row['store']:8} {row['processes']:>5} {row['per_second']:>10.0f} "
               f"{row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['per_second'] / memory:>8.1%}")
+    for row in rows:
+        if "redis" in row:
+            _say(row["redis"])
 
+
+def redis_cpu(url: str) -> tuple[float, int]:
+    """CPU microseconds the Redis server has used (INFO cpu: its event loop, sockets and
+    scripts), and the commands its clients sent (INFO stats), so far."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        cpu, stats = client.info("cpu"), client.info("stats")
+    finally:
+        client.close()
+    return ((float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])) * 1e6,
+            int(stats["total_commands_processed"]))
 
 
 # -- through real servers (the default) ----------------------------------------------------------
@@ -270,7 +306,12 @@ def measure_row(label: str, store: str, count: int, workers: int, args: argparse
         tag = f"{label.replace(' ', '-')}-{time.time_ns()}"
         if args.warmup > 0:
             drive(ports, tag + "-warmup", args.warmup, args.connections, args.payments)
+        before = redis_cpu(store) if store.startswith("redis") else None
         result = drive(ports, tag, args.duration, args.connections, args.payments)
+        if before is not None and result.requests:
+            usec, commands = (a - b for a, b in zip(redis_cpu(store), before, strict=True))
+            row["redis_us"] = usec / result.requests
+            row["redis_commands"] = commands / result.requests
     finally:
         for server in started:
             server.stop()
@@ -313,16 +354,19 @@ def servers_main(args: argparse.Namespace) -> None:
     memory = rows[0].get("per_second") or float("nan")
     _say(f"new refunds, {args.connections} connections, {args.duration:.0f} s per row "
           f"(asyncio client on the same machine)\n")
-    _say("| row | processes | refunds/s | p50 ms | p99 ms | vs memory |")
-    _say("|---|---|---|---|---|---|")
+    _say("| row | processes | refunds/s | p50 ms | p99 ms | vs memory | Redis CPU us / "
+         "commands per refund |")
+    _say("|---|---|---|---|---|---|---|")
     for row in rows:
         processes = row["servers"] * row["workers"]
         if "refused" in row:
-            _say(f"| {row['row']} | {processes} | {row['refused']} | | | |")
+            _say(f"| {row['row']} | {processes} | {row['refused']} | | | | |")
             continue
         errors = f" ({row['errors']} errors)" if row["errors"] else ""
         _say(f"| {row['row']} | {processes} | {row['per_second']:,.0f}{errors} | "
-              f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['per_second'] / memory:.0%} |")
+              f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['per_second'] / memory:.0%} | "
+             + (f"{row['redis_us']:.0f} / {row['redis_commands']:.1f} |" if "redis_us" in row
+                else "- |"))
 
 
 def main() -> None:
