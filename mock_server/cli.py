@@ -457,10 +457,12 @@ def _worker_sockets(settings: Settings) -> list[socket.socket]:
     all (measured: 16 of 16). Elsewhere one socket, shared."""
     if not (sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")):
         return [bind(settings.host, settings.port)]
-    first = bind(settings.host, settings.port, reuse_port=True)
-    port = first.getsockname()[1]  # --port 0: the one the first bind got
-    return [first, *(bind(settings.host, port, reuse_port=True)
-                     for _ in range(settings.workers - 1))]
+    # first without SO_REUSEPORT: a port another server holds (also one of --workers, whose
+    # sockets would otherwise admit ours to their group) is refused as with one process
+    probe = bind(settings.host, settings.port)
+    port = probe.getsockname()[1]  # --port 0: the one the probe got
+    probe.close()
+    return [bind(settings.host, port, reuse_port=True) for _ in range(settings.workers)]
 
 
 def serve(settings: Settings, app: Any = None, *, sock: socket.socket | None = None,

@@ -201,3 +201,15 @@ def test_workers_stop_by_themselves_when_the_parent_is_killed(serve: Any, tmp_pa
             assert time.monotonic() < deadline, server.log()
             time.sleep(0.02)
     assert server.log().count("stopped (SIGTERM)") == 2
+
+
+@needs_sqlite_serving
+def test_a_port_held_by_another_server_with_workers_is_refused(serve: Any, tmp_path: Path) -> None:
+    first = serve("--workers", "2", "--store", f"sqlite:{tmp_path / 'a.db'}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOCK_SERVER_")}
+    ran = subprocess.run(
+        [sys.executable, "-m", "mock_server", "serve", "--port", str(first.port), "--workers",
+         "2", "--store", f"sqlite:{tmp_path / 'b.db'}"],
+        capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert ran.returncode == 2 and "address already in use" in ran.stderr, ran.stderr
+    assert ran.stderr.count("error:") == 1
