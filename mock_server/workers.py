@@ -130,10 +130,13 @@ class Supervisor:
         return worker
 
     def _forget_pipe(self, worker: _Worker) -> None:
+        if worker.ready_fd < 0:  # closed already: its number may belong to another file now
+            return
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(worker.ready_fd)
         with contextlib.suppress(OSError):
             os.close(worker.ready_fd)
+        worker.ready_fd = -1
 
     def _reap(self) -> list[_Worker]:
         """The workers that have exited since the last look."""
