@@ -95,7 +95,7 @@ def test_one_worker_is_one_process_whatever_the_store(
 
 
 def test_a_worker_is_not_started_by_hand() -> None:
-    ran = subprocess.run([sys.executable, "-m", "mock_server.workers", "3", "4", "1", "2"],
+    ran = subprocess.run([sys.executable, "-m", "mock_server.worker", "3", "4", "1", "2"],
                          input=b"not the parent's settings", capture_output=True, timeout=60,
                          check=False)
     assert ran.returncode == 2 and ran.stderr.count(b"\n") == 1
