@@ -1,4 +1,4 @@
-# A thin mirror of the README: `pip install .`, then `mock-server serve` on the default world.
+# A thin mirror of the README: `pip install .[redis]`, then `mock-server serve` on the default world.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,7 +12,8 @@ COPY pyproject.toml README.md ./
 COPY mock_server ./mock_server
 COPY openapi ./openapi
 COPY scenarios ./scenarios
-RUN pip install --no-cache-dir . && rm -rf /app/*
+# the redis extra: --store redis://... (README, "State and scale")
+RUN pip install --no-cache-dir '.[redis]' && rm -rf /app/*
 
 USER sandbox
 EXPOSE 8080

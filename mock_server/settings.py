@@ -49,6 +49,8 @@ class Settings:
     max_fault_rules: int = 1000
     # where session state lives (core.stores): memory, sqlite:PATH or redis://HOST:PORT/DB
     store: str = "memory"
+    # serving processes on the one port (mock_server.workers); more than one needs a shared store
+    workers: int = 1
     # largest scenario document POSTed to /__admin/scenarios
     max_scenario_bytes: int = 256 * 1024
     # connections open at once; beyond, the longest idle one is closed

@@ -7,6 +7,7 @@ import functools
 import hmac
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -217,7 +218,9 @@ class AdminApp:
                               "uptimeSeconds": round(time.monotonic() - self.app.started_at, 3),
                               "maxSessions": world.settings.max_sessions,
                               "sessionsEvicted": world.evicted,
-                              "sessionsExpired": world.expired})
+                              "sessionsExpired": world.expired,
+                              # which process answered (one of --workers N)
+                              "pid": os.getpid()})
 
     async def reset(self, ctx: Context) -> Response:
         self.app.world.reset(ctx.session.name)

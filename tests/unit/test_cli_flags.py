@@ -51,6 +51,7 @@ FLAGS = [
      "keep_alive_timeout", timedelta(seconds=10)),
     (["--webhook-allow", "10.0.0.0/8,127.0.0.1"], "MOCK_SERVER_WEBHOOK_ALLOW",
      "10.0.0.0/8,127.0.0.1", "webhook_allow", ("10.0.0.0/8", "127.0.0.1/32")),
+    (["--workers", "3"], "MOCK_SERVER_WORKERS", "3", "workers", 3),
 ]
 
 

@@ -68,7 +68,8 @@ def test_health_check_answers_as_documented(sandbox_server: SandboxServer) -> No
         body = json.load(answer)
     assert body["status"] == "ok" and set(body) == {"status", "version", "sessions",
                                                     "uptimeSeconds", "maxSessions",
-                                                    "sessionsEvicted", "sessionsExpired"}
+                                                    "sessionsEvicted", "sessionsExpired",
+                                                    "pid"}
     probe = [sys.executable, "-m", "mock_server.healthcheck"]
     up = subprocess.run([*probe, f"{sandbox_server.url}/__admin/health"], timeout=60, check=False)
     down = subprocess.run([*probe, "http://127.0.0.1:9/__admin/health"], timeout=60, check=False)
@@ -93,3 +94,34 @@ def test_the_optty_full_flow_runs_as_written(sandbox_server: SandboxServer) -> N
     assert (order["status"], order["captureStatus"], order["capturedAmount"],
             order["voidedAmount"], order["refundableAmount"]) == (
         "SUCCESSFUL", "CAPTURED", "60.00", "50.00", "40.00")
+
+
+def test_the_state_and_scale_compose_example_shares_one_redis() -> None:
+    section = README.read_text().split("\n## State and scale\n", 1)[1].split("\n## ", 1)[0]
+    [document] = blocks(section, "yaml")
+    compose = yaml.safe_load(document)
+    services = compose["services"]
+    sandboxes = {name: s for name, s in services.items() if name.startswith("sandbox")}
+    assert len(sandboxes) == 2
+    dockerfile = (README.parent / "Dockerfile").read_text()
+    known = {cli.ENV_PREFIX + f.upper().replace("-", "_") for f in cli._SERVE_FLAGS}
+    ports = set()
+    for sandbox in sandboxes.values():
+        # the image's own command and health check, settings from the environment only
+        assert "command" not in sandbox and 'CMD ["mock-server", "serve"]' in dockerfile
+        assert sandbox["healthcheck"]["test"] == ["CMD", "python", "-m",
+                                                  "mock_server.healthcheck"]
+        assert '"python", "-m", "mock_server.healthcheck"' in dockerfile
+        environment = sandbox["environment"]
+        assert set(environment) <= known
+        settings = cli.settings_from(cli.build_parser().parse_args(
+            ["serve", "--store", environment["MOCK_SERVER_STORE"],
+             "--workers", environment["MOCK_SERVER_WORKERS"]]))
+        assert settings.store == "redis://redis:6379/0" and settings.workers == 2
+        assert sandbox["depends_on"] == {"redis": {"condition": "service_healthy"}}
+        [published] = sandbox["ports"]
+        host_port, container_port = published.split(":")
+        assert container_port == "8080" and "EXPOSE 8080" in dockerfile
+        ports.add(host_port)
+    assert len(ports) == 2
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]

@@ -18,7 +18,7 @@ PACKAGE = Path(mock_server.__file__).resolve().parent
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("mock_server", "mock_server.settings", "mock_server.resources",
                     "mock_server.logs", "mock_server.connections", "mock_server.healthcheck",
-                    "mock_server.verify", "mock_server.schemas")),
+                    "mock_server.verify", "mock_server.schemas", "mock_server.workers")),
     ("core", ("mock_server.core",)),
     ("provider", ("mock_server.afterpay", "mock_server.optty")),
     # the built-in providers' list (the one registry entry a new provider adds)
@@ -26,7 +26,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("admin", ("mock_server.admin",)),
     ("app", ("mock_server.app",)),
     ("entry", ("mock_server.__main__", "mock_server.cli", "mock_server.commands",
-               "mock_server.client", "mock_server.testing", "mock_server.pytest_plugin")),
+               "mock_server.client", "mock_server.testing", "mock_server.pytest_plugin",
+               "mock_server.worker")),
 )
 # packages of one layer that must not import each other (a provider knows no other provider)
 SEALED = ("mock_server.afterpay", "mock_server.optty")
