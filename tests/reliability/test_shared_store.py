@@ -89,15 +89,27 @@ def race(servers: list[Served], count: int, call: Callable[[Served], Any]) -> li
         return list(pool.map(one, range(count)))
 
 
+@pytest.mark.parametrize("topology", ["two servers", "--workers 2"])
 def test_200_racing_refunds_over_two_processes_make_exactly_100(
-        serve: Any, store_url: str, world: Path) -> None:
-    servers = [serve("--store", store_url, "--scenario", str(world)) for _ in range(2)]
-    answers = race(servers, 200, lambda server: refund(server, "1.00")[0])
+        serve: Any, store_url: str, world: Path, topology: str) -> None:
+    if topology == "two servers":
+        servers = [serve("--store", store_url, "--scenario", str(world)) for _ in range(2)]
+    else:
+        servers = [serve("--store", store_url, "--scenario", str(world), "--workers", "2")]
+    pids: set[int] = set()
+
+    def call(server: Served) -> int:
+        status = refund(server, "1.00")[0]
+        pids.add(json.loads(http(f"{server.url}/__admin/health")[1])["pid"])
+        return status
+
+    answers = race(servers, 200, call)
+    assert len(pids) == 2  # both processes served
     assert answers.count(201) == 100
     assert answers.count(422) == 100  # the rest: more than what is left
     for server in servers:
         assert len(refunded(server)) == 100
-    status, body = http(f"{servers[1].url}/v2/payments/race-1", headers=AFTERPAY)
+    status, body = http(f"{servers[-1].url}/v2/payments/race-1", headers=AFTERPAY)
     total = sum(float(r["amount"]["amount"]) * 100 for r in json.loads(body)["refunds"])
     assert round(total) == 10000  # 100.00, in cents
 
