@@ -19,6 +19,10 @@ READS = frozenset({"getPayment", "getCheckout", "getPaymentByToken", "listPaymen
 
 class AfterpayApp:
     name = "afterpay"
+    # operations that change the session's models only through its stores (the ledger, the
+    # ids): with a shared store the models are not written again after them. A refund's id is
+    # drawn from the ids and taken in the ledger (refund_ids is a cache of this process's)
+    keeps_models = frozenset({"createRefund"})
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec

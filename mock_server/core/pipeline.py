@@ -298,6 +298,8 @@ class Pipeline:
         store had no such session (this request made it)."""
         session = x.session
         x.created = await self.world.enter(session)
+        if x.operation_id in getattr(x.provider, "keeps_models", ()):
+            session.models_dirty = False  # nothing but the stores change: models not rewritten
         if x.created:
             token = x.headers.get(SESSION_TOKEN_HEADER)
             if token:

@@ -1,16 +1,28 @@
 """A session's record in a store shared by processes: its snapshot (everything of the session
 that is not money: provider models, loaded scenarios, clock, id-generator state, token) with a
-version, the lock a process holds while it changes the session, and the numbers (id sequences,
-generations) that must never be handed out twice.
+version, the lock a process holds while it changes the session, and the numbers (generations)
+that must never be handed out twice.
+
+The snapshot is kept in parts (core/snapshot.py: the loaded scenarios, the provider models, the
+small rest), each with the version it was last written at, so a request that changed only the
+ids writes only that part, and a process reads only the parts another one changed.
 
 The ledger, fault counters, journal and pending callbacks keep their own stores
-(core/ledger*.py, core/sessionstore*.py); the snapshot names the generation whose ledger and
-journal belong to it, so a reset is one new snapshot, never half of one."""
+(core/ledger*.py, core/sessionstore*.py, core/journal_store.py); the snapshot names the
+generation whose ledger and journal belong to it, so a reset is one new snapshot, never half of
+one."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Protocol
+
+# the snapshot's parts (core/snapshot.py), each written only when it changed
+PARTS = ("seeds", "states", "small")
+Parts = Mapping[str, bytes]
+# what load returns: the snapshot's version and the parts newer than the reader's
+Loaded = tuple[int, dict[str, tuple[int, bytes]]]
 
 
 class LockLost(Exception):
@@ -25,21 +37,23 @@ class SessionRecords(Protocol):
         """The snapshot's version: 0 when none was ever saved, increasing with every save and
         delete, never reused (a process compares it with the version it holds)."""
 
-    def load(self) -> tuple[int, bytes] | None:
-        """The snapshot and its version; None when there is none (never made, or deleted)."""
+    def load(self, have: Mapping[str, int]) -> Loaded | None:
+        """The snapshot's version and each part whose version is not `have`'s (the versions of
+        the parts the reader holds); None when there is no snapshot (never made, or deleted).
+        Read under the session's lock: no part changes meanwhile."""
 
     def acquire(self, owner: str, now: float, lease: float) -> int | None:
         """Takes the session's lock for `owner` until `now + lease` (wall-clock seconds) when it
         is free, expired or already `owner`'s, and returns the snapshot's version; None when
         another holder's lease runs."""
 
-    def save(self, owner: str, data: bytes) -> int:
-        """Stores `data` as the snapshot, keeping the lock; only the lock's holder may
-        (LockLost otherwise). Returns the new version."""
+    def save(self, owner: str, parts: Parts) -> int:
+        """Stores `parts` (each at the new version), keeping the lock; only the lock's holder
+        may (LockLost otherwise). Returns the new version."""
 
-    def release(self, owner: str, data: bytes | None) -> int:
-        """Stores `data` as the snapshot (None: leaves it as it is) and gives the lock back, in
-        one step; only the lock's holder may store (LockLost otherwise). Returns the version."""
+    def release(self, owner: str, parts: Parts | None) -> int:
+        """Stores `parts` (None or empty: nothing) and gives the lock back, in one step; only the
+        lock's holder may store (LockLost otherwise). Returns the version."""
 
     def delete(self, owner: str) -> int:
         """Forgets the snapshot (the session is made again on its next use) and gives the lock
@@ -56,7 +70,7 @@ class MemorySessionRecords:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version = 0
-        self._data: bytes | None = None
+        self._parts: dict[str, tuple[int, bytes]] | None = None
         self._holder: str | None = None
         self._until = 0.0
         self._sequences: dict[str, int] = {}
@@ -64,9 +78,12 @@ class MemorySessionRecords:
     def version(self) -> int:
         return self._version
 
-    def load(self) -> tuple[int, bytes] | None:
+    def load(self, have: Mapping[str, int]) -> Loaded | None:
         with self._lock:
-            return None if self._data is None else (self._version, self._data)
+            if self._parts is None:
+                return None
+            return self._version, {name: part for name, part in self._parts.items()
+                                   if have.get(name) != part[0]}
 
     def acquire(self, owner: str, now: float, lease: float) -> int | None:
         with self._lock:
@@ -75,21 +92,23 @@ class MemorySessionRecords:
             self._holder, self._until = owner, now + lease
             return self._version
 
-    def save(self, owner: str, data: bytes) -> int:
+    def _store(self, owner: str, parts: Parts) -> None:
+        if self._holder != owner:
+            raise LockLost(owner)
+        self._version += 1
+        stored = dict(self._parts or {})
+        stored.update((name, (self._version, data)) for name, data in parts.items())
+        self._parts = stored
+
+    def save(self, owner: str, parts: Parts) -> int:
         with self._lock:
-            if self._holder != owner:
-                raise LockLost(owner)
-            self._version += 1
-            self._data = data
+            self._store(owner, parts)
             return self._version
 
-    def release(self, owner: str, data: bytes | None) -> int:
+    def release(self, owner: str, parts: Parts | None) -> int:
         with self._lock:
-            if data is not None:
-                if self._holder != owner:
-                    raise LockLost(owner)
-                self._version += 1
-                self._data = data
+            if parts:
+                self._store(owner, parts)
             if self._holder == owner:
                 self._holder = None
             return self._version
@@ -99,7 +118,7 @@ class MemorySessionRecords:
             if self._holder != owner:
                 raise LockLost(owner)
             self._version += 1
-            self._data = None
+            self._parts = None
             self._holder = None
             return self._version
 

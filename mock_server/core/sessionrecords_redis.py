@@ -1,12 +1,14 @@
-"""Session records in the Redis server that holds the ledger: the snapshot and its version in
-one hash, the lock a key with an expiry, every step that checks and changes one Lua script;
-keys carry the session's hash tag (`rms:{<session>}:...`) like the ledger's."""
+"""Session records in the Redis server that holds the ledger: the snapshot's parts, their
+versions and the session's version in one hash, the lock a key with an expiry, every step that
+checks and changes one Lua script; keys carry the session's hash tag (`rms:{<session>}:...`)
+like the ledger's."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from mock_server.core.sessionrecords import LockLost
+from mock_server.core.sessionrecords import PARTS, Loaded, LockLost, Parts
 
 # KEYS: snapshot hash, lock; ARGV: owner, lease in milliseconds
 _ACQUIRE = """
@@ -16,21 +18,27 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 """
 
-# KEYS: snapshot hash, lock; ARGV: owner, mode ('keep', 'save' or 'delete'), data
-_RELEASE = """
+# KEYS: snapshot hash, lock; ARGV: owner, mode ('keep', 'save', 'release' or 'delete'), then
+# part name, data pairs
+_FINISH = """
 local held = redis.call('GET', KEYS[2]) == ARGV[1]
-if ARGV[2] == 'commit' then
+local mode = ARGV[2]
+if mode ~= 'keep' then
   if not held then return -1 end
-  redis.call('HSET', KEYS[1], 'data', ARGV[3])
-  return redis.call('HINCRBY', KEYS[1], 'v', 1)
+  local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
+  if mode == 'delete' then
+    local fields = redis.call('HKEYS', KEYS[1])
+    for _, field in ipairs(fields) do
+      if field ~= 'v' then redis.call('HDEL', KEYS[1], field) end
+    end
+  else
+    redis.call('HSET', KEYS[1], 'data', '1')
+    for i = 3, #ARGV, 2 do
+      redis.call('HSET', KEYS[1], 'p:' .. ARGV[i], ARGV[i + 1], 'pv:' .. ARGV[i], version)
+    end
+  end
 end
-if ARGV[2] ~= 'keep' then
-  if not held then return -1 end
-  redis.call('HINCRBY', KEYS[1], 'v', 1)
-  if ARGV[2] == 'delete' then redis.call('HDEL', KEYS[1], 'data')
-  else redis.call('HSET', KEYS[1], 'data', ARGV[3]) end
-end
-if held then redis.call('DEL', KEYS[2]) end
+if held and mode ~= 'save' then redis.call('DEL', KEYS[2]) end
 return tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 """
 
@@ -57,37 +65,48 @@ class RedisSessionRecords:
         self._lock = f"rms:{{{namespace}}}:lock"
         self._seq = f"rms:{{{namespace}}}:seq"
         self._acquire = client.register_script(_ACQUIRE)
-        self._release = client.register_script(_RELEASE)
+        self._finish_script = client.register_script(_FINISH)
         self._next = client.register_script(_SEQUENCE)
 
     def version(self) -> int:
         return int(self._redis.hget(self._snap, "v") or 0)
 
-    def load(self) -> tuple[int, bytes] | None:
-        version, data = self._redis.hmget(self._snap, "v", "data")
-        if data is None:
+    def load(self, have: Mapping[str, int]) -> Loaded | None:
+        version, present, *versions = self._redis.hmget(
+            self._snap, "v", "data", *(f"pv:{part}" for part in PARTS))
+        if present is None:
             return None
-        return int(version or 0), bytes(data)
+        wanted = [(part, int(v)) for part, v in zip(PARTS, versions, strict=True)
+                  if v is not None and have.get(part) != int(v)]
+        datas = self._redis.hmget(self._snap, *(f"p:{part}" for part, _ in wanted)) \
+            if wanted else []
+        return int(version or 0), {part: (v, bytes(data))
+                                   for (part, v), data in zip(wanted, datas, strict=True)}
 
     def acquire(self, owner: str, now: float, lease: float) -> int | None:
         version = int(self._acquire(keys=[self._snap, self._lock],
                                     args=[owner, max(int(lease * 1000), 1)]))
         return None if version < 0 else version
 
-    def _finish(self, owner: str, mode: str, data: bytes) -> int:
-        version = int(self._release(keys=[self._snap, self._lock], args=[owner, mode, data]))
+    def _finish(self, owner: str, mode: str, parts: Parts | None = None) -> int:
+        args: list[Any] = [owner, mode]
+        for name, data in (parts or {}).items():
+            if name not in PARTS:
+                raise ValueError(f"unknown snapshot part {name!r}")
+            args += [name, data]
+        version = int(self._finish_script(keys=[self._snap, self._lock], args=args))
         if version < 0:
             raise LockLost(owner)
         return version
 
-    def save(self, owner: str, data: bytes) -> int:
-        return self._finish(owner, "commit", data)
+    def save(self, owner: str, parts: Parts) -> int:
+        return self._finish(owner, "save", parts)
 
-    def release(self, owner: str, data: bytes | None) -> int:
-        return self._finish(owner, "keep" if data is None else "save", data or b"")
+    def release(self, owner: str, parts: Parts | None) -> int:
+        return self._finish(owner, "release" if parts else "keep", parts)
 
     def delete(self, owner: str) -> int:
-        return self._finish(owner, "delete", b"")
+        return self._finish(owner, "delete")
 
     def sequence(self, name: str, start: int) -> int:
         return int(self._next(keys=[self._seq], args=[name, start]))

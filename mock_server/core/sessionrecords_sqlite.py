@@ -1,22 +1,28 @@
 """Session records in the SQLite file that holds the ledger: each step one IMMEDIATE
-transaction (core/ledger_sqlite.py), on disk when it returns."""
+transaction (core/ledger_sqlite.py)."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Mapping
 
 from mock_server.core.ledger_sqlite import immediate
-from mock_server.core.sessionrecords import LockLost
+from mock_server.core.sessionrecords import Loaded, LockLost, Parts
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     ns TEXT PRIMARY KEY, version INTEGER NOT NULL, data BLOB,
     holder TEXT, lease_until REAL NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS session_parts (
+    ns TEXT NOT NULL, part TEXT NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (ns, part));
 CREATE TABLE IF NOT EXISTS sequences (
     ns TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (ns, name));
 """
-TABLES = ("sessions", "sequences")
+TABLES = ("sessions", "session_parts", "sequences")
+# `sessions.data` is this marker while the session has a snapshot, NULL when it has none
+_PRESENT = b"1"
 
 
 def prepare(db: sqlite3.Connection) -> None:
@@ -45,18 +51,27 @@ class SqliteSessionRecords:
         self._locks_db, self._locks_lock = locks or (db, lock)
 
     def version(self) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT version FROM sessions WHERE ns = ?",
-                                   (self._ns,)).fetchone()
+        with self._locks_lock:
+            row = self._locks_db.execute("SELECT version FROM sessions WHERE ns = ?",
+                                         (self._ns,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def load(self) -> tuple[int, bytes] | None:
-        with self._lock:
-            row = self._db.execute("SELECT version, data FROM sessions WHERE ns = ?",
-                                   (self._ns,)).fetchone()
-        if row is None or row[1] is None:
-            return None
-        return int(row[0]), bytes(row[1])
+    def load(self, have: Mapping[str, int]) -> Loaded | None:
+        with self._locks_lock:
+            db = self._locks_db
+            row = db.execute("SELECT version, data FROM sessions WHERE ns = ?",
+                             (self._ns,)).fetchone()
+            if row is None or row[1] is None:
+                return None
+            versions = db.execute("SELECT part, version FROM session_parts WHERE ns = ?",
+                                  (self._ns,)).fetchall()
+            parts = {}
+            for part, version in versions:
+                if have.get(part) != version:
+                    (data,) = db.execute("SELECT data FROM session_parts WHERE ns = ? AND "
+                                         "part = ?", (self._ns, part)).fetchone()
+                    parts[part] = (int(version), bytes(data))
+        return int(row[0]), parts
 
     def acquire(self, owner: str, now: float, lease: float) -> int | None:
         with immediate(self._locks_db, self._locks_lock) as db:
@@ -67,45 +82,37 @@ class SqliteSessionRecords:
                 (owner, now + lease, self._ns, owner, now)).fetchone()
         return None if taken is None else int(taken[0])
 
-    def save(self, owner: str, data: bytes) -> int:
-        with immediate(self._locks_db, self._locks_lock) as db:
-            row = db.execute("UPDATE sessions SET version = version + 1, data = ? WHERE ns = ? "
-                             "AND holder = ? RETURNING version",
-                             (data, self._ns, owner)).fetchone()
-        if row is None:
-            raise LockLost(owner)
-        return int(row[0])
-
-    def _finish(self, owner: str, data: bytes | None, delete: bool) -> int:
+    def _finish(self, owner: str, parts: Parts | None, *, delete: bool = False,
+                unlock: bool = True) -> int:
         with immediate(self._locks_db, self._locks_lock) as db:
             row = db.execute("SELECT version, holder FROM sessions WHERE ns = ?",
                              (self._ns,)).fetchone()
             held = row is not None and row[1] == owner
-            if (data is not None or delete) and not held:
+            if (parts or delete) and not held:
                 raise LockLost(owner)
             if row is None:
                 return 0
             version = int(row[0])
-            if data is not None or delete:
+            if parts or delete:
                 version += 1
                 db.execute("UPDATE sessions SET version = ?, data = ? WHERE ns = ?",
-                           (version, data, self._ns))
-            if held:
+                           (version, None if delete else _PRESENT, self._ns))
+                if delete:
+                    db.execute("DELETE FROM session_parts WHERE ns = ?", (self._ns,))
+                else:
+                    db.executemany("INSERT OR REPLACE INTO session_parts VALUES (?, ?, ?, ?)",
+                                   [(self._ns, name, version, data)
+                                    for name, data in (parts or {}).items()])
+            if held and unlock:
                 db.execute("UPDATE sessions SET holder = NULL, lease_until = 0 WHERE ns = ?",
                            (self._ns,))
         return version
 
-    def release(self, owner: str, data: bytes | None) -> int:
-        if data is None:
-            with immediate(self._locks_db, self._locks_lock) as db:
-                row = db.execute("UPDATE sessions SET holder = NULL, lease_until = 0 WHERE "
-                                 "ns = ? AND holder = ? RETURNING version",
-                                 (self._ns, owner)).fetchone()
-                if row is None:
-                    row = db.execute("SELECT version FROM sessions WHERE ns = ?",
-                                     (self._ns,)).fetchone()
-            return 0 if row is None else int(row[0])
-        return self._finish(owner, data, delete=False)
+    def save(self, owner: str, parts: Parts) -> int:
+        return self._finish(owner, parts, unlock=False)
+
+    def release(self, owner: str, parts: Parts | None) -> int:
+        return self._finish(owner, parts)
 
     def delete(self, owner: str) -> int:
         return self._finish(owner, None, delete=True)

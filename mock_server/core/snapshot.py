@@ -76,39 +76,23 @@ def _pickle(value: Any) -> bytes:
     return buffer.getvalue()
 
 
-def dumps(generation: str, seeds: bytes, parts: dict[str, Any]) -> bytes:
-    """The snapshot: the generation's name, a NUL, the length of the seeds' pickle (what
-    changes only when scenarios are loaded: `seeds_blob`), a NUL, that pickle, then the pickle
-    of the rest."""
-    return b"".join((generation.encode("utf-8"), b"\0", str(len(seeds)).encode(), b"\0",
-                     seeds, _pickle({"format": FORMAT_VERSION, **parts})))
+def dumps(part: str, value: Any) -> bytes:
+    """One part of a session's snapshot (core.sessionrecords.PARTS) as bytes."""
+    return _pickle({"format": FORMAT_VERSION, "part": part, "value": value})
 
 
-def seeds_blob(scenarios: Any) -> bytes:
-    return _pickle({"format": FORMAT_VERSION, "scenarios": scenarios})
-
-
-def peek_generation(data: bytes) -> str:
-    return data.split(b"\0", 1)[0].decode("utf-8", "replace")
-
-
-def loads(data: bytes, *, where: str = "the store") -> dict[str, Any]:
-    """The snapshot's parts (`scenarios` among them) and `seeds`, the seeds' pickle as read."""
+def loads(data: bytes, part: str, *, where: str = "the store") -> Any:
+    """The value `dumps` wrote; StoreFormatError (one line) when another version wrote it."""
     try:
-        _, size, rest = data.split(b"\0", 2)
-        seeds, state = rest[:int(size)], rest[int(size):]
-        parts = pickle.loads(state)
-        scenarios = pickle.loads(seeds)
+        found = pickle.loads(data)
     except Exception as exc:  # noqa: BLE001 - any failure means another version wrote it
         raise StoreFormatError(f"{where} holds a session snapshot this sandbox cannot read "
                                f"({type(exc).__name__}); wipe it with `mock-server store "
                                "wipe`") from None
-    formats = {p.get("format") if isinstance(p, dict) else None for p in (parts, scenarios)}
-    if formats != {FORMAT_VERSION}:
-        found = ", ".join(sorted(str(f) for f in formats))
-        raise StoreFormatError(f"{where} holds a session snapshot of format {found}; this "
+    if not isinstance(found, dict) or found.get("format") != FORMAT_VERSION \
+            or found.get("part") != part:
+        version = found.get("format") if isinstance(found, dict) else None
+        raise StoreFormatError(f"{where} holds a session snapshot of format {version}; this "
                                f"sandbox reads format {FORMAT_VERSION} (wipe it with "
                                "`mock-server store wipe`)")
-    parts["scenarios"] = scenarios["scenarios"]
-    parts["seeds"] = bytes(seeds)
-    return parts
+    return found["value"]

@@ -131,20 +131,25 @@ class Session:
     fault_counters: FaultCounters | None = None
     _fault_index: FaultIndex | None = None
     # a store shared by processes (World's shared mode): the session's record there, the
-    # snapshot version this process holds (-1: none yet), the bytes it last saved or read, the
-    # generation whose ledger, counters and journal are the session's, and the lock that keeps
-    # this process's own requests of the session one at a time
+    # snapshot version this process holds (-1: none yet), the generation whose ledger,
+    # counters and journal are the session's, and the lock that keeps this process's own
+    # requests of the session one at a time
     records: SessionRecords | None = None
     version: int = -1
-    saved: bytes | None = None
     generation: str = ""
     alock: asyncio.Lock | None = None
-    # the pickle of `scenarios` (they change only when scenarios load), and what it was of
-    seeds: bytes | None = None
     # whether this process holds the session's lock in the store right now
     held: bool = False
+    # the snapshot's parts as this process last wrote or read them, and their versions
+    parts: dict[str, bytes] = field(default_factory=dict)
+    part_versions: dict[str, int] = field(default_factory=dict)
+    # what the scenarios part was pickled from (they change only when scenarios load)
     seeds_of: list[LoadedScenario] | None = None
     seeds_count: int = 0
+    # whether the request may have changed the provider models (the pipeline clears it for an
+    # operation its surface declares leaves them alone: `keeps_models`), so that part is
+    # pickled again
+    models_dirty: bool = True
 
     def state(self, provider: str) -> Any:
         return self.states[provider]
@@ -424,7 +429,7 @@ class World:
         try:
             if not session.held:
                 return  # committed: saved and given back before the answer went out
-            if not keep and session.saved is None:
+            if not keep and not session.parts:
                 # made by this request, refused before any use: it never existed
                 generation, session.generation = session.generation, ""
                 session.version = -1
@@ -448,12 +453,12 @@ class World:
 
     def _release(self, session: Session) -> None:
         assert self.store is not None and session.records is not None
-        data = self._snapshot(session)
-        changed = data != session.saved
+        changed = self._changed_parts(session)
         session.held = False
-        session.version = session.records.release(self.store.owner, data if changed else None)
-        if changed:
-            session.saved = data
+        session.version = version = session.records.release(self.store.owner, changed or None)
+        for name in changed:
+            session.part_versions[name] = version
+        session.parts.update(changed)
 
     def _try_lock(self, session: Session) -> int | None:
         assert self.store is not None and session.records is not None
@@ -467,16 +472,18 @@ class World:
         session.records.release(self.store.owner, None)
 
     def _refresh(self, session: Session, version: int) -> bool:
+        session.models_dirty = True
         if version == session.version:
             return False
         assert session.records is not None
-        found = session.records.load()
+        found = session.records.load(session.part_versions)
         if found is None:
             self._regenerate(session)
             return True
-        session.version, data = found
-        self._restore(session, data)
-        session.saved = data
+        session.version, parts = found
+        self._restore(session, {name: data for name, (_v, data) in parts.items()})
+        for name, (part_version, data) in parts.items():
+            session.parts[name], session.part_versions[name] = data, part_version
         return False
 
     def _bind(self, session: Session, generation: str) -> None:
@@ -501,7 +508,8 @@ class World:
         session.ids = IdSource(self.settings.seed, session.name)
         session.fault_chances = IdSource(self.settings.seed, f"{session.name}/faults")
         session.clock.restore((timedelta(0), None))
-        session.saved = None  # nothing saved of this generation yet: `leave` saves it
+        # nothing saved of this generation yet: `leave` saves all of it
+        session.parts, session.part_versions = {}, {}
         self._seeding = session
         try:
             self._seed(session, self.startup)
@@ -511,34 +519,44 @@ class World:
         if old and old != session.generation:
             self.store.forget(old)
 
-    def _snapshot(self, session: Session) -> bytes:
-        seeds = session.seeds
-        if seeds is None or session.seeds_of is not session.scenarios \
+    def _changed_parts(self, session: Session) -> dict[str, bytes]:
+        """The snapshot's parts that differ from what this process last wrote or read."""
+        parts = session.parts
+        changed: dict[str, bytes] = {}
+        if "seeds" not in parts or session.seeds_of is not session.scenarios \
                 or session.seeds_count != len(session.scenarios):
-            seeds = session.seeds = snapshot.seeds_blob(session.scenarios)
+            changed["seeds"] = snapshot.dumps("seeds", session.scenarios)
             session.seeds_of, session.seeds_count = session.scenarios, len(session.scenarios)
-        return snapshot.dumps(session.generation, seeds, {
-            "states": session.states, "ids": session.ids, "chances": session.fault_chances,
-            "clock": session.clock.state(), "token": session.token})
+        if session.models_dirty or "states" not in parts:
+            changed["states"] = snapshot.dumps("states", session.states)
+        changed["small"] = snapshot.dumps("small", {
+            "generation": session.generation, "ids": session.ids,
+            "chances": session.fault_chances, "clock": session.clock.state(),
+            "token": session.token})
+        return {name: data for name, data in changed.items() if parts.get(name) != data}
 
-    def _restore(self, session: Session, data: bytes) -> None:
+    def _restore(self, session: Session, parts: dict[str, bytes]) -> None:
+        """Takes the parts another process changed (all of them on a first read)."""
         assert self.store is not None
-        generation = snapshot.peek_generation(data)
-        if generation != session.generation:
-            self._bind(session, generation)
-        parts = snapshot.loads(data, where=f"session {session.name!r}")
-        session.states = parts["states"]
-        session.scenarios = parts["scenarios"]
-        session.seeds, session.seeds_of = parts["seeds"], session.scenarios
-        session.seeds_count = len(session.scenarios)
-        for loaded in session.scenarios:
-            for rule in loaded.faults:
-                rule.counters = session.fault_counters
-        session.ids = parts["ids"]
-        session.fault_chances = parts["chances"]
-        session.clock.restore(parts["clock"])
-        session.token = parts["token"]
-        session.faults_changed()
+        where = f"session {session.name!r}"
+        if "small" in parts:
+            small = snapshot.loads(parts["small"], "small", where=where)
+            if small["generation"] != session.generation:
+                self._bind(session, small["generation"])
+            session.ids = small["ids"]
+            session.fault_chances = small["chances"]
+            session.clock.restore(small["clock"])
+            session.token = small["token"]
+        if "states" in parts:
+            session.states = snapshot.loads(parts["states"], "states", where=where)
+        if "seeds" in parts or "small" in parts:
+            if "seeds" in parts:
+                session.scenarios = snapshot.loads(parts["seeds"], "seeds", where=where)
+                session.seeds_of, session.seeds_count = session.scenarios, len(session.scenarios)
+            for loaded in session.scenarios:
+                for rule in loaded.faults:
+                    rule.counters = session.fault_counters
+            session.faults_changed()
 
     def forget_new(self, session: Session) -> bool:
         """Drops a session that the request just ending created, when nothing else uses it: a

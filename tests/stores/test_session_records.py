@@ -22,16 +22,16 @@ def records(store_url: str, namespace: str) -> Any:
 def test_a_new_record_has_no_snapshot_and_version_zero(records: Any) -> None:
     one = records()
     assert one.version() == 0
-    assert one.load() is None
+    assert one.load({}) is None
 
 
 def test_a_saved_snapshot_is_read_by_another_handle_with_its_version(records: Any) -> None:
     writer, reader = records(), records()
     assert writer.acquire("a", 100.0, 30.0) == 0
-    version = writer.release("a", b"state one")
+    version = writer.release("a", {"small": b"state one"})
     assert version > 0
     assert reader.version() == version
-    assert reader.load() == (version, b"state one")
+    assert reader.load({}) == (version, {"small": (version, b"state one")})
     # a release that stores nothing leaves the version alone
     assert writer.acquire("a", 100.0, 30.0) == version
     assert writer.release("a", None) == version
@@ -50,22 +50,22 @@ def test_only_the_holder_stores_a_snapshot(records: Any) -> None:
     one, two = records(), records()
     assert one.acquire("a", 100.0, 30.0) is not None
     with pytest.raises(LockLost):
-        two.release("b", b"not mine")
+        two.release("b", {"small": b"not mine"})
     with pytest.raises(LockLost):
         two.delete("b")
-    assert one.load() is None
-    one.release("a", b"mine")
-    assert two.load() is not None and two.load()[1] == b"mine"
+    assert one.load({}) is None
+    one.release("a", {"small": b"mine"})
+    assert two.load({}) is not None
 
 
 def test_deleting_forgets_the_snapshot_and_moves_the_version_on(records: Any) -> None:
     one = records()
     one.acquire("a", 100.0, 30.0)
-    saved = one.release("a", b"x")
+    saved = one.release("a", {"small": b"x"})
     one.acquire("a", 100.0, 30.0)
     deleted = one.delete("a")
     assert deleted > saved
-    assert one.load() is None
+    assert one.load({}) is None
     assert one.version() == deleted
     assert records().acquire("b", 100.0, 30.0) == deleted  # and the lock is free
 
@@ -88,7 +88,7 @@ def test_a_lease_that_ran_out_lets_another_holder_in(records: Any, store_url: st
         assert two.acquire("b", 104.0, 5.0) is None
     assert two.acquire("b", 105.0, 5.0) is not None
     with pytest.raises(LockLost):
-        one.release("a", b"too late")
+        one.release("a", {"small": b"too late"})
 
 
 def test_sequences_count_on_from_their_start_across_handles(records: Any) -> None:
@@ -102,12 +102,27 @@ def test_sequences_count_on_from_their_start_across_handles(records: Any) -> Non
 def test_saving_keeps_the_lock_and_moves_the_version_on(records: Any) -> None:
     one, two = records(), records()
     assert one.acquire("a", 100.0, 30.0) == 0
-    first = one.save("a", b"one")
-    assert two.load() == (first, b"one")
+    first = one.save("a", {"small": b"one"})
+    assert two.load({}) == (first, {"small": (first, b"one")})
     assert two.acquire("b", 100.0, 30.0) is None  # still held
     with pytest.raises(LockLost):
-        two.save("b", b"not mine")
-    second = one.save("a", b"two")
+        two.save("b", {"small": b"not mine"})
+    second = one.save("a", {"small": b"two"})
     assert second > first
     assert one.release("a", None) == second
     assert two.acquire("b", 100.0, 30.0) == second
+
+
+def test_parts_are_written_alone_and_read_only_when_newer(records: Any) -> None:
+    one, two = records(), records()
+    one.acquire("a", 100.0, 30.0)
+    first = one.release("a", {"seeds": b"S", "states": b"M", "small": b"i1"})
+    loaded = two.load({})
+    assert loaded == (first, {"seeds": (first, b"S"), "states": (first, b"M"),
+                              "small": (first, b"i1")})
+    held = {name: version for name, (version, _) in loaded[1].items()}
+    one.acquire("a", 100.0, 30.0)
+    second = one.release("a", {"small": b"i2"})  # a refund: only the ids moved
+    assert two.load(held) == (second, {"small": (second, b"i2")})
+    assert two.load({}) == (second, {"seeds": (first, b"S"), "states": (first, b"M"),
+                                     "small": (second, b"i2")})
