@@ -151,3 +151,21 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> RecordedWaits:
     recorded = RecordedWaits()
     monkeypatch.setattr(clock, "_sleep", recorded)
     return recorded
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A test that runs `serve` in-process (mock_server.logs.configure_logging) points the root
+    logger at that test's captured stderr; later tests on the worker would log to the closed
+    stream. Each test gets the root logger back as it found it."""
+    import logging
+
+    def ours(handler: logging.Handler) -> bool:
+        return type(handler).__module__.startswith("mock_server")
+
+    root = logging.getLogger()
+    before, level = [h for h in root.handlers if ours(h)], root.level
+    yield
+    # pytest's own capturing handlers come and go around each phase: only ours are put back
+    root.handlers[:] = [h for h in root.handlers if not ours(h)] + before
+    root.setLevel(level)
