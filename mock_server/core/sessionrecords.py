@@ -14,6 +14,8 @@ one."""
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from collections.abc import Mapping
 from typing import Protocol
@@ -42,10 +44,14 @@ class SessionRecords(Protocol):
         the parts the reader holds); None when there is no snapshot (never made, or deleted).
         Read under the session's lock: no part changes meanwhile."""
 
-    def acquire(self, owner: str, now: float, lease: float) -> int | None:
+    def acquire(self, owner: str, now: float, lease: float, *,
+                steal: str | None = None) -> int | None:
         """Takes the session's lock for `owner` until `now + lease` (wall-clock seconds) when it
-        is free, expired or already `owner`'s, and returns the snapshot's version; None when
-        another holder's lease runs."""
+        is free, expired, already `owner`'s or `steal`'s (a holder known to be dead), and
+        returns the snapshot's version; None when another holder's lease runs."""
+
+    def holder(self, now: float) -> str | None:
+        """Who holds the lock now (None: nobody, or a lease that ran out)."""
 
     def save(self, owner: str, parts: Parts) -> int:
         """Stores `parts` (each at the new version), keeping the lock; only the lock's holder
@@ -85,12 +91,17 @@ class MemorySessionRecords:
             return self._version, {name: part for name, part in self._parts.items()
                                    if have.get(name) != part[0]}
 
-    def acquire(self, owner: str, now: float, lease: float) -> int | None:
+    def acquire(self, owner: str, now: float, lease: float, *,
+                steal: str | None = None) -> int | None:
         with self._lock:
-            if self._holder not in (None, owner) and self._until > now:
+            if self._holder not in (None, owner, steal) and self._until > now:
                 return None
             self._holder, self._until = owner, now + lease
             return self._version
+
+    def holder(self, now: float) -> str | None:
+        with self._lock:
+            return self._holder if self._holder is not None and self._until > now else None
 
     def _store(self, owner: str, parts: Parts) -> None:
         if self._holder != owner:
@@ -127,3 +138,39 @@ class MemorySessionRecords:
             value = self._sequences.get(name, start) + 1
             self._sequences[name] = value
             return value
+
+
+def _started(pid: int) -> str | None:
+    """When process `pid` started (Linux: /proc/<pid>/stat's starttime), None when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return fields[19].decode()  # the 22nd field, counted after the command's ")"
+    except (OSError, IndexError):
+        return None
+
+
+def process_owner(unique: str) -> str:
+    """A lock holder's name: this machine, this process (its id and start), and `unique` (one
+    process may hold several stores). `dead_here` reads it back."""
+    return f"{socket.gethostname()}|{os.getpid()}|{_started(os.getpid()) or '-'}|{unique}"
+
+
+def dead_here(owner: str) -> bool:
+    """Whether `owner` names a process of this machine that no longer runs (killed with its
+    lock held: its lease need not be waited out). False when that cannot be known."""
+    parts = owner.split("|")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid, started = int(parts[1]), parts[2]
+    if pid == os.getpid():
+        return started != "-" and _started(pid) not in (None, started)
+    if started != "-" and os.path.isdir("/proc"):
+        return _started(pid) != started  # gone, or its id taken by a later process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False

@@ -10,10 +10,11 @@ from typing import Any
 
 from mock_server.core.sessionrecords import PARTS, Loaded, LockLost, Parts
 
-# KEYS: snapshot hash, lock; ARGV: owner, lease in milliseconds
+# KEYS: snapshot hash, lock; ARGV: owner, lease in milliseconds, a dead holder to take over
+# from ('' for none)
 _ACQUIRE = """
 local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= ARGV[1] then return -1 end
+if holder and holder ~= ARGV[1] and holder ~= ARGV[3] then return -1 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 """
@@ -83,10 +84,15 @@ class RedisSessionRecords:
         return int(version or 0), {part: (v, bytes(data))
                                    for (part, v), data in zip(wanted, datas, strict=True)}
 
-    def acquire(self, owner: str, now: float, lease: float) -> int | None:
+    def acquire(self, owner: str, now: float, lease: float, *,
+                steal: str | None = None) -> int | None:
         version = int(self._acquire(keys=[self._snap, self._lock],
-                                    args=[owner, max(int(lease * 1000), 1)]))
+                                    args=[owner, max(int(lease * 1000), 1), steal or ""]))
         return None if version < 0 else version
+
+    def holder(self, now: float) -> str | None:
+        found = self._redis.get(self._lock)
+        return None if found is None else found.decode()
 
     def _finish(self, owner: str, mode: str, parts: Parts | None = None) -> int:
         args: list[Any] = [owner, mode]

@@ -73,14 +73,24 @@ class SqliteSessionRecords:
                     parts[part] = (int(version), bytes(data))
         return int(row[0]), parts
 
-    def acquire(self, owner: str, now: float, lease: float) -> int | None:
+    def acquire(self, owner: str, now: float, lease: float, *,
+                steal: str | None = None) -> int | None:
         with immediate(self._locks_db, self._locks_lock) as db:
             db.execute("INSERT OR IGNORE INTO sessions (ns, version) VALUES (?, 0)", (self._ns,))
             taken = db.execute(
                 "UPDATE sessions SET holder = ?, lease_until = ? WHERE ns = ? AND "
-                "(holder IS NULL OR holder = ? OR lease_until <= ?) RETURNING version",
-                (owner, now + lease, self._ns, owner, now)).fetchone()
+                "(holder IS NULL OR holder = ? OR holder = ? OR lease_until <= ?) "
+                "RETURNING version",
+                (owner, now + lease, self._ns, owner, steal, now)).fetchone()
         return None if taken is None else int(taken[0])
+
+    def holder(self, now: float) -> str | None:
+        with self._locks_lock:
+            row = self._locks_db.execute("SELECT holder, lease_until FROM sessions WHERE ns = ?",
+                                         (self._ns,)).fetchone()
+        if row is None or row[0] is None or row[1] <= now:
+            return None
+        return str(row[0])
 
     def _finish(self, owner: str, parts: Parts | None, *, delete: bool = False,
                 unlock: bool = True) -> int:

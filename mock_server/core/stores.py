@@ -19,7 +19,11 @@ from mock_server.core import snapshot
 from mock_server.core.journal import Journal
 from mock_server.core.ledger import InMemoryLedger, Ledger
 from mock_server.core.ledger_codec import FORMAT_VERSION, StoreFormatError
-from mock_server.core.sessionrecords import MemorySessionRecords, SessionRecords
+from mock_server.core.sessionrecords import (
+    MemorySessionRecords,
+    SessionRecords,
+    process_owner,
+)
 from mock_server.core.sessionstore import (
     CallbackQueue,
     FaultCounters,
@@ -78,7 +82,7 @@ class Store:
     # SQLite: the connection (and its lock) that takes and gives back sessions' locks
     _locks: tuple[sqlite3.Connection, threading.Lock] | None = field(default=None, repr=False)
     # who holds a session's lock in the store: this process, unique among all that share it
-    owner: str = field(default_factory=lambda: f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    owner: str = field(default_factory=lambda: process_owner(uuid.uuid4().hex[:12]))
 
     @property
     def shared(self) -> bool:

@@ -24,7 +24,7 @@ from mock_server.core.journal import Journal
 from mock_server.core.ledger import InMemoryLedger, Ledger
 from mock_server.core.metrics import Metrics
 from mock_server.core.scenarios import Scenario, ScenarioError
-from mock_server.core.sessionrecords import SessionRecords
+from mock_server.core.sessionrecords import SessionRecords, dead_here
 from mock_server.core.sessionstore import FaultCounters
 from mock_server.settings import Settings
 
@@ -462,7 +462,16 @@ class World:
 
     def _try_lock(self, session: Session) -> int | None:
         assert self.store is not None and session.records is not None
-        version = session.records.acquire(self.store.owner, self.wall(), LOCK_LEASE_SECONDS)
+        records, now = session.records, self.wall()
+        version = records.acquire(self.store.owner, now, LOCK_LEASE_SECONDS)
+        if version is None:
+            # a holder killed with the lock (a restart on the same machine): no lease to wait
+            holder = records.holder(now)
+            if holder is not None and dead_here(holder):
+                log.warning("session %s: its lock was held by %s, a process no longer "
+                            "running; taken over", session.name, holder)
+                version = records.acquire(self.store.owner, now, LOCK_LEASE_SECONDS,
+                                          steal=holder)
         session.held = version is not None
         return version
 

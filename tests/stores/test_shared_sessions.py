@@ -231,3 +231,29 @@ def test_the_journal_is_one_for_every_process(process: Processes) -> None:
         assert [e["status"] for e in listed["requests"]] == [201, 201]
     assert two.post("/__admin/reset", headers={"X-Sandbox-Session": "j"}).status_code == 200
     assert one.get("/__admin/requests", headers={"X-Sandbox-Session": "j"}).json()["total"] == 0
+
+
+def test_a_lock_left_by_a_killed_process_of_this_machine_is_taken_over_at_once(
+        process: Processes) -> None:
+    import socket
+    import subprocess
+    import time
+
+    from mock_server.core.sessionrecords import _started
+
+    client = process()
+    world = getattr(client.app, "world")
+    store = world.store
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        holder = f"{socket.gethostname()}|{sleeper.pid}|{_started(sleeper.pid) or '-'}|old"
+        records = store.records("orphan")
+        assert records.acquire(holder, time.time(), 120.0) is not None
+        session = world.acquire("orphan")[0]
+        assert world._try_lock(session) is None  # its holder runs: the lease holds
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # killed (as with kill -9) with the lock held: the lease is not waited out
+    assert world._try_lock(session) is not None
+    world._let_go(session)
