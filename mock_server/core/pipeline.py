@@ -61,6 +61,9 @@ if TYPE_CHECKING:
     from mock_server.core.openapi import RouteMatch
 
 log = logging.getLogger("mock_server")
+
+# the X-Sandbox-Warning of a 503 when the shared store cannot be reached or refuses a step
+STORE_DOWN = "the session store is unavailable"
 access_log = logging.getLogger("mock_server.access")
 
 SESSION_HEADER = "x-sandbox-session"
@@ -167,18 +170,18 @@ class Pipeline:
             self.route(x)                                # 3. route, operation, problem
             await self.body_limit(x)                     # 4. body limit (413)
             if shared:
-                await self.enter(x)                      # 4b. the session held (shared store)
-                entered = True
-            self.journal(x)                              # 5. journal entry
-            try:
-                if self.faults(x):                       # 6. fault rules
-                    await self.fault_answer(x)
-                await self.dispatch(x)                   # 7. dispatch, the provider's errors
-            except asyncio.CancelledError:
-                if not self.shutdown_answer(x):
-                    raise
+                entered = await self.enter(x)            # 4b. the session held (shared store)
+            if not shared or entered:
+                self.journal(x)                          # 5. journal entry
+                try:
+                    if self.faults(x):                   # 6. fault rules
+                        await self.fault_answer(x)
+                    await self.dispatch(x)               # 7. dispatch, the provider's errors
+                except asyncio.CancelledError:
+                    if not self.shutdown_answer(x):
+                        raise
             self.safe_headers(x)                         # 8. safe header values
-            if shared:
+            if entered:
                 self.commit(x)                           # 8b. saved, given back (shared store)
             if not await self.send_answer(x):            # 9. send (or a network fault)
                 return  # cut off by the shutdown: nothing more to record; the session stays
@@ -292,24 +295,40 @@ class Pipeline:
 
     # --- a store shared by processes ----------------------------------------------------------
 
-    async def enter(self, x: Exchange) -> None:
+    async def enter(self, x: Exchange) -> bool:
         """Holds the session (this process's other requests of it wait, and other processes',
         through the store's lock) and reads it as the store has it; `x.created`: whether the
-        store had no such session (this request made it)."""
+        store had no such session (this request made it). False when the store failed: the
+        answer is then a 503 in the surface's shape."""
         session = x.session
-        x.created = await self.world.enter(session)
+        try:
+            x.created = await self.world.enter(session)
+        except Exception:  # noqa: BLE001 - whatever the store raised, the client gets a 503
+            log.exception("session %s: the store failed", session.name)
+            x.created = False
+            x.response = self.app.unavailable(x.provider, x.ctx, STORE_DOWN)
+            return False
         if x.operation_id in getattr(x.provider, "keeps_models", ()):
             session.models_dirty = False  # nothing but the stores change: models not rewritten
         if x.created:
             token = x.headers.get(SESSION_TOKEN_HEADER)
             if token:
                 session.token = token_digest(token)
+        return True
 
     def commit(self, x: Exchange) -> None:
         """What the request changed saved, and the session given back, before the answer goes
         out; a session the request made and did not use is not (`leave` forgets it)."""
         if not x.created or self.kept(x):
-            self.world.commit(x.session)
+            try:
+                self.world.commit(x.session)
+            except Exception:  # noqa: BLE001 - not saved: the answer must not claim it was
+                log.exception("session %s: the store failed", x.session.name)
+                # what the store holds now is unknown: read all of it again next time
+                session = x.session
+                session.held, session.version, session.part_versions = False, -1, {}
+                x.response = self.app.unavailable(x.provider, x.ctx, STORE_DOWN)
+                self.safe_headers(x)
 
     # --- around the handler: coroutines ------------------------------------------------------
 

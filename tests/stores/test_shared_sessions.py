@@ -257,3 +257,26 @@ def test_a_lock_left_by_a_killed_process_of_this_machine_is_taken_over_at_once(
     # killed (as with kill -9) with the lock held: the lease is not waited out
     assert world._try_lock(session) is not None
     world._let_go(session)
+
+
+def test_a_store_that_fails_is_a_503_in_the_providers_shape(process: Processes,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    client = process()
+    world = getattr(client.app, "world")
+    session = world.acquire("down")[0]
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise OSError("the store is gone")
+
+    monkeypatch.setattr(session.records, "acquire", broken)
+    answer = refund(client, "1.00", session="down")
+    assert answer.status_code == 503
+    assert answer.json()["errorCode"] == "service_unavailable"  # Afterpay's own error body
+    assert answer.headers["X-Sandbox-Warning"] == "the session store is unavailable"
+    monkeypatch.undo()
+    # taken, but not saved: the answer does not claim a refund it cannot keep
+    monkeypatch.setattr(session.records, "release", broken)
+    answer = refund(client, "2.00", session="down")
+    assert answer.status_code == 503
+    monkeypatch.undo()
+    assert refund(client, "3.00", session="down").status_code == 201
