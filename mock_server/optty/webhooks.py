@@ -321,6 +321,8 @@ def _describe(exc: BaseException) -> str:
 
 # a session another request held when the dispatcher came to it is looked at again this soon
 _BUSY_RETRY = 0.01
+# after a round that failed (a shared store that cannot be reached), the next one comes this soon
+_FAILED_ROUND = 1.0
 
 
 class WebhookDispatcher:
@@ -478,7 +480,11 @@ class WebhookDispatcher:
         assert self._event is not None
         while True:
             self._event.clear()
-            delay = self._tick()
+            try:
+                delay = self._tick()
+            except Exception:  # noqa: BLE001 - a failing store: the dispatcher outlives it
+                log.exception("callbacks: a round failed; trying again in %gs", _FAILED_ROUND)
+                delay = _FAILED_ROUND
             try:
                 await asyncio.wait_for(self._event.wait(), delay)
             except TimeoutError:

@@ -125,3 +125,31 @@ def test_a_delivery_in_flight_in_one_process_is_not_taken_by_the_other_until_its
         release.set()
         server.shutdown()
         server.server_close()
+
+
+def test_the_dispatcher_outlives_a_round_that_failed(monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    from mock_server.optty.webhooks import WebhookDispatcher
+
+    dispatcher = WebhookDispatcher()
+    rounds: list[str] = []
+
+    def failing() -> float:
+        rounds.append("failed")
+        if len(rounds) == 2:
+            raise asyncio.CancelledError  # ends the loop once it came back for a second round
+        assert dispatcher._event is not None
+        dispatcher._event.set()  # the wait after this round returns at once
+        raise OSError("the store is gone")
+
+    async def run() -> None:
+        dispatcher._event = asyncio.Event()
+        await dispatcher._run()
+
+    monkeypatch.setattr(dispatcher, "_tick", failing)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(run())
+    assert rounds == ["failed", "failed"]
+    assert "a round failed" in caplog.text
