@@ -189,22 +189,36 @@ class Journal:
     def record(self, *, at: datetime, provider: str | None, operation: str | None, method: str,
                path: str, query: str, headers: HeaderItems, body: bytes,
                kind: str = "request") -> JournalEntry:
+        made = self._made(at=at, provider=provider, operation=operation, method=method,
+                          path=path, query=query, headers=headers, body=body, kind=kind)
+        with self._lock:
+            entry = made(self._next_id)
+            self._next_id += 1
+            self._entries.append(entry)
+            self.bytes += entry.size
+            self._shrink()
+            return entry
+
+    def _made(self, *, at: datetime, provider: str | None, operation: str | None, method: str,
+              path: str, query: str, headers: HeaderItems, body: bytes,
+              kind: str) -> Callable[[int], JournalEntry]:
+        """The entry as it is kept (redacted, cut to its budget), given its id; the redaction
+        runs before the id is taken."""
         clean = self.redact
         kept_headers, kept_body, cut, kept, redacted = _kept(tuple(headers), body,
                                                              self.entry_bytes, clean)
         kept_query = clean.query(query)
         size = _ENTRY_OVERHEAD + len(path) + len(query) + kept
-        with self._lock:
-            entry = JournalEntry(self._next_id, at, provider, operation, method,
-                                 clean.path(path), kept_query, kept_headers, kept_body,
-                                 kind=kind, body_size=len(body), request_cut=cut, size=size,
-                                 journal=self,
-                                 secrets_sent=redacted or kept_query is not query)
-            self._next_id += 1
-            self._entries.append(entry)
-            self.bytes += size
-            self._shrink()
-            return entry
+        kept_path = clean.path(path)
+        secrets_sent = redacted or kept_query is not query
+
+        def made(entry_id: int) -> JournalEntry:
+            return JournalEntry(entry_id, at, provider, operation, method, kept_path,
+                                kept_query, kept_headers, kept_body, kind=kind,
+                                body_size=len(body), request_cut=cut, size=size, journal=self,
+                                secrets_sent=secrets_sent)
+
+        return made
 
     def _grown(self, entry: JournalEntry, added: int) -> None:
         """finish() recorded `entry`'s answer (`added` bytes more). Also the hook of a journal

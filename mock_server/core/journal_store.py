@@ -24,13 +24,11 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from mock_server.core.journal import (
-    _ENTRY_OVERHEAD,
     MAX_ENTRY_BYTES,
     MAX_JOURNAL_BYTES,
     HeaderItems,
     Journal,
     JournalEntry,
-    _kept,
 )
 from mock_server.core.ledger_codec import StoreFormatError
 from mock_server.core.ledger_sqlite import immediate
@@ -469,18 +467,12 @@ class StoredJournal(Journal):
     def record(self, *, at: datetime, provider: str | None, operation: str | None, method: str,
                path: str, query: str, headers: HeaderItems, body: bytes,
                kind: str = "request") -> JournalEntry:
-        clean = self.redact
-        kept_headers, kept_body, cut, kept, redacted = _kept(tuple(headers), body,
-                                                             self.entry_bytes, clean)
-        kept_query = clean.query(query)
-        size = _ENTRY_OVERHEAD + len(path) + len(query) + kept
-        entry = JournalEntry(self.backend.next_id(), at, provider, operation, method,
-                             clean.path(path), kept_query, kept_headers, kept_body, kind=kind,
-                             body_size=len(body), request_cut=cut, size=size, journal=self,
-                             secrets_sent=redacted or kept_query is not query)
+        entry = self._made(at=at, provider=provider, operation=operation, method=method,
+                           path=path, query=query, headers=headers, body=body,
+                           kind=kind)(self.backend.next_id())
         with self._lock:
             self._pending[entry.id] = entry
-            self._pending_bytes += size
+            self._pending_bytes += entry.size
             # entries never finished are bounded as the journal is (the newest stays)
             while len(self._pending) > 1 and (len(self._pending) > self.max_entries
                                               or self._pending_bytes > self.max_bytes):
