@@ -64,7 +64,9 @@ class SharedStore(Protocol):
 
     def forget(self, namespace: str) -> None: ...
 
-    # optional: `journal(namespace, settings) -> Journal`, the journal kept in the store
+    def journal(self, namespace: str, settings: Any) -> Journal: ...
+
+    def session_names(self) -> list[str]: ...
 
 
 # how long a process may hold a session's lock before another may take it (a process killed
@@ -407,9 +409,8 @@ class World:
         """Reads every session the store holds that this process has not (its background work,
         such as callbacks falling due, then runs here too); returns how many it read."""
         assert self.store is not None
-        names = getattr(self.store, "session_names", None)
         read = 0
-        for name in names() if names is not None else []:
+        for name in self.store.session_names():
             if name in self._sessions or not SESSION_NAME.match(name):
                 continue
             try:
@@ -501,9 +502,7 @@ class World:
         session.generation = generation
         session.ledger = self.store.ledger(generation)
         session.fault_counters = self.store.fault_counters(generation)
-        journal = getattr(self.store, "journal", None)
-        session.journal = (journal(generation, self.settings) if journal is not None
-                           else Journal.for_settings(self.settings))
+        session.journal = self.store.journal(generation, self.settings)
 
     def _regenerate(self, session: Session) -> None:
         """The session made anew from the startup world in a generation of its own (its first
