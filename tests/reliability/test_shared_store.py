@@ -5,6 +5,7 @@ was answered."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 import threading
 import urllib.error
 import urllib.request
@@ -98,20 +99,23 @@ def test_200_racing_refunds_over_two_processes_make_exactly_100(
         servers = [serve("--store", store_url, "--scenario", str(world), "--workers", "2")]
     pids: set[int] = set()
 
-    def call(server: Served) -> int:
-        status = refund(server, "1.00")[0]
+    def call(server: Served) -> tuple[int, bytes]:
+        answer = refund(server, "1.00")
         pids.add(json.loads(http(f"{server.url}/__admin/health")[1])["pid"])
-        return status
+        return answer
 
     answers = race(servers, 200, call)
+    statuses = [status for status, _ in answers]
     assert len(pids) == 2  # both processes served
-    assert answers.count(201) == 100
-    assert answers.count(422) == 100  # the rest: more than what is left
-    for server in servers:
-        assert len(refunded(server)) == 100
-    status, body = http(f"{servers[-1].url}/v2/payments/race-1", headers=AFTERPAY)
-    total = sum(float(r["amount"]["amount"]) * 100 for r in json.loads(body)["refunds"])
-    assert round(total) == 10000  # 100.00, in cents
+    assert statuses.count(201) == 100
+    assert statuses.count(422) == 100  # the rest: more than what is left
+    made = {json.loads(body)["refundId"] for status, body in answers if status == 201}
+    assert len(made) == 100  # a hundred distinct refunds
+    for server in servers:  # every process reads back exactly those, 100.00 in all
+        status, body = http(f"{server.url}/v2/payments/race-1", headers=AFTERPAY)
+        listed = json.loads(body)["refunds"]
+        assert {r["refundId"] for r in listed} == made
+        assert sum(Decimal(r["amount"]["amount"]) for r in listed) == Decimal("100.00")
 
 
 def test_60_racing_identical_idempotent_refunds_make_one_with_identical_replays(
