@@ -55,8 +55,15 @@ class InFlight:
 
     __slots__ = ()
 
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _in_flight, ()  # one of it, in every process (a snapshot is compared with `is`)
+
 
 IN_FLIGHT = InFlight()
+
+
+def _in_flight() -> InFlight:
+    return IN_FLIGHT
 
 
 @dataclass(frozen=True, slots=True)

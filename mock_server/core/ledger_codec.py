@@ -14,7 +14,7 @@ from mock_server.core.ledger import RefundEntry, StoredAnswer
 
 # What a durable store records as its format; a store written in another format is refused,
 # never misread (StoreFormatError).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class StoreFormatError(Exception):

@@ -7,10 +7,13 @@ The snapshot is kept in parts (core/snapshot.py: the loaded scenarios, the provi
 small rest), each with the version it was last written at, so a request that changed only the
 ids writes only that part, and a process reads only the parts another one changed.
 
-The ledger, fault counters, journal and pending callbacks keep their own stores
-(core/ledger*.py, core/sessionstore*.py, core/journal_store.py); the snapshot names the
-generation whose ledger and journal belong to it, so a reset is one new snapshot, never half of
-one."""
+The session's ledger is a part too (a checkpoint: core/ledger_log.py) followed by an op log:
+each release that changed money stores the request's ops (one blob) at the version it makes, in
+the same atomic step as the parts and the lock, and a reader replays the ops newer than what it
+holds; a new checkpoint drops the ops before it. The fault counters, journal and pending
+callbacks keep their own stores (core/sessionstore*.py, core/journal_store.py); the snapshot
+names the generation whose counters and journal belong to it, so a reset is one new snapshot,
+never half of one."""
 
 from __future__ import annotations
 
@@ -21,10 +24,12 @@ from collections.abc import Mapping
 from typing import Protocol
 
 # the snapshot's parts (core/snapshot.py), each written only when it changed
-PARTS = ("seeds", "states", "small")
+PARTS = ("seeds", "states", "small", "ledger")
 Parts = Mapping[str, bytes]
-# what load returns: the snapshot's version and the parts newer than the reader's
-Loaded = tuple[int, dict[str, tuple[int, bytes]]]
+# what load returns: the snapshot's version, the parts newer than the reader's, and the ledger
+# ops (one blob per release, oldest first) newer than both the reader's version and the
+# ledger part's
+Loaded = tuple[int, dict[str, tuple[int, bytes]], list[bytes]]
 
 
 class LockLost(Exception):
@@ -39,10 +44,11 @@ class SessionRecords(Protocol):
         """The snapshot's version: 0 when none was ever saved, increasing with every save and
         delete, never reused (a process compares it with the version it holds)."""
 
-    def load(self, have: Mapping[str, int]) -> Loaded | None:
-        """The snapshot's version and each part whose version is not `have`'s (the versions of
-        the parts the reader holds); None when there is no snapshot (never made, or deleted).
-        Read under the session's lock: no part changes meanwhile."""
+    def load(self, have: Mapping[str, int], since: int = -1) -> Loaded | None:
+        """The snapshot's version, each part whose version is not `have`'s (the versions of
+        the parts the reader holds), and the ledger ops stored at versions above `since` (the
+        version the reader holds) and above the ledger part's; None when there is no snapshot
+        (never made, or deleted). Read under the session's lock: nothing changes meanwhile."""
 
     def acquire(self, owner: str, now: float, lease: float, *,
                 steal: str | None = None) -> int | None:
@@ -53,13 +59,14 @@ class SessionRecords(Protocol):
     def holder(self, now: float) -> str | None:
         """Who holds the lock now (None: nobody, or a lease that ran out)."""
 
-    def save(self, owner: str, parts: Parts) -> int:
-        """Stores `parts` (each at the new version), keeping the lock; only the lock's holder
-        may (LockLost otherwise). Returns the new version."""
+    def save(self, owner: str, parts: Parts, ops: bytes | None = None) -> int:
+        """Stores `parts` (each at the new version) and `ops` (the ledger's, at the same
+        version; a `ledger` part drops the ops stored before it), keeping the lock; only the
+        lock's holder may (LockLost otherwise). Returns the new version."""
 
-    def release(self, owner: str, parts: Parts | None) -> int:
-        """Stores `parts` (None or empty: nothing) and gives the lock back, in one step; only the
-        lock's holder may store (LockLost otherwise). Returns the version."""
+    def release(self, owner: str, parts: Parts | None, ops: bytes | None = None) -> int:
+        """`save` (nothing when there are no parts and no ops) and the lock given back, in one
+        step; only the lock's holder may store (LockLost otherwise). Returns the version."""
 
     def delete(self, owner: str) -> int:
         """Forgets the snapshot (the session is made again on its next use) and gives the lock
@@ -77,6 +84,7 @@ class MemorySessionRecords:
         self._lock = threading.Lock()
         self._version = 0
         self._parts: dict[str, tuple[int, bytes]] | None = None
+        self._ops: list[tuple[int, bytes]] = []
         self._holder: str | None = None
         self._until = 0.0
         self._sequences: dict[str, int] = {}
@@ -84,12 +92,14 @@ class MemorySessionRecords:
     def version(self) -> int:
         return self._version
 
-    def load(self, have: Mapping[str, int]) -> Loaded | None:
+    def load(self, have: Mapping[str, int], since: int = -1) -> Loaded | None:
         with self._lock:
             if self._parts is None:
                 return None
+            after = max(since, self._parts.get("ledger", (0, b""))[0])
             return self._version, {name: part for name, part in self._parts.items()
-                                   if have.get(name) != part[0]}
+                                   if have.get(name) != part[0]}, \
+                [data for version, data in self._ops if version > after]
 
     def acquire(self, owner: str, now: float, lease: float, *,
                 steal: str | None = None) -> int | None:
@@ -103,23 +113,27 @@ class MemorySessionRecords:
         with self._lock:
             return self._holder if self._holder is not None and self._until > now else None
 
-    def _store(self, owner: str, parts: Parts) -> None:
+    def _store(self, owner: str, parts: Parts, ops: bytes | None) -> None:
         if self._holder != owner:
             raise LockLost(owner)
         self._version += 1
         stored = dict(self._parts or {})
         stored.update((name, (self._version, data)) for name, data in parts.items())
         self._parts = stored
+        if "ledger" in parts:
+            self._ops = []
+        if ops:
+            self._ops.append((self._version, ops))
 
-    def save(self, owner: str, parts: Parts) -> int:
+    def save(self, owner: str, parts: Parts, ops: bytes | None = None) -> int:
         with self._lock:
-            self._store(owner, parts)
+            self._store(owner, parts, ops)
             return self._version
 
-    def release(self, owner: str, parts: Parts | None) -> int:
+    def release(self, owner: str, parts: Parts | None, ops: bytes | None = None) -> int:
         with self._lock:
-            if parts:
-                self._store(owner, parts)
+            if parts or ops:
+                self._store(owner, parts or {}, ops)
             if self._holder == owner:
                 self._holder = None
             return self._version
@@ -130,6 +144,7 @@ class MemorySessionRecords:
                 raise LockLost(owner)
             self._version += 1
             self._parts = None
+            self._ops = []
             self._holder = None
             return self._version
 

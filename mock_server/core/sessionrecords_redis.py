@@ -19,8 +19,10 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 """
 
-# KEYS: snapshot hash, lock; ARGV: owner, mode ('keep', 'save', 'release' or 'delete'), then
-# part name, data pairs
+# KEYS: snapshot hash, lock, ledger ops; ARGV: owner, mode ('keep', 'save', 'release' or
+# 'delete'), the ledger's ops ('' for none), then part name, data pairs. The ops are stored at
+# the version this step makes, each member prefixed with its version (members stay unique); a
+# `ledger` part (a checkpoint) drops the ops before it.
 _FINISH = """
 local held = redis.call('GET', KEYS[2]) == ARGV[1]
 local mode = ARGV[2]
@@ -32,15 +34,42 @@ if mode ~= 'keep' then
     for _, field in ipairs(fields) do
       if field ~= 'v' then redis.call('HDEL', KEYS[1], field) end
     end
+    redis.call('DEL', KEYS[3])
   else
     redis.call('HSET', KEYS[1], 'data', '1')
-    for i = 3, #ARGV, 2 do
+    for i = 4, #ARGV, 2 do
+      if ARGV[i] == 'ledger' then redis.call('DEL', KEYS[3]) end
       redis.call('HSET', KEYS[1], 'p:' .. ARGV[i], ARGV[i + 1], 'pv:' .. ARGV[i], version)
+    end
+    if ARGV[3] ~= '' then
+      redis.call('ZADD', KEYS[3], version, version .. ':' .. ARGV[3])
     end
   end
 end
 if held and mode ~= 'save' then redis.call('DEL', KEYS[2]) end
 return tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+"""
+
+# KEYS: snapshot hash, ledger ops; ARGV: the reader's version, then part name, the reader's
+# version of it ('' for none) pairs. Returns false (no snapshot) or {version, {name, version,
+# data, ...}, {ops newer than the reader's version and the ledger part's}}: one round trip.
+_LOAD = """
+if not redis.call('HGET', KEYS[1], 'data') then return false end
+local after = tonumber(ARGV[1])
+local parts = {}
+for i = 2, #ARGV, 2 do
+  local pv = redis.call('HGET', KEYS[1], 'pv:' .. ARGV[i])
+  if pv then
+    if ARGV[i] == 'ledger' and tonumber(pv) > after then after = tonumber(pv) end
+    if pv ~= ARGV[i + 1] then
+      table.insert(parts, ARGV[i])
+      table.insert(parts, pv)
+      table.insert(parts, redis.call('HGET', KEYS[1], 'p:' .. ARGV[i]))
+    end
+  end
+end
+local ops = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. after, '+inf')
+return {redis.call('HGET', KEYS[1], 'v') or '0', parts, ops}
 """
 
 # KEYS: sequences hash; ARGV: name, start
@@ -65,24 +94,27 @@ class RedisSessionRecords:
         self._snap = f"rms:{{{namespace}}}:snap"
         self._lock = f"rms:{{{namespace}}}:lock"
         self._seq = f"rms:{{{namespace}}}:seq"
+        self._ops = f"rms:{{{namespace}}}:ops"
         self._acquire = client.register_script(_ACQUIRE)
         self._finish_script = client.register_script(_FINISH)
+        self._load = client.register_script(_LOAD)
         self._next = client.register_script(_SEQUENCE)
 
     def version(self) -> int:
         return int(self._redis.hget(self._snap, "v") or 0)
 
-    def load(self, have: Mapping[str, int]) -> Loaded | None:
-        version, present, *versions = self._redis.hmget(
-            self._snap, "v", "data", *(f"pv:{part}" for part in PARTS))
-        if present is None:
+    def load(self, have: Mapping[str, int], since: int = -1) -> Loaded | None:
+        args: list[Any] = [since]
+        for part in PARTS:
+            held = have.get(part)
+            args += [part, "" if held is None else str(held)]
+        found = self._load(keys=[self._snap, self._ops], args=args)
+        if not found:
             return None
-        wanted = [(part, int(v)) for part, v in zip(PARTS, versions, strict=True)
-                  if v is not None and have.get(part) != int(v)]
-        datas = self._redis.hmget(self._snap, *(f"p:{part}" for part, _ in wanted)) \
-            if wanted else []
-        return int(version or 0), {part: (v, bytes(data))
-                                   for (part, v), data in zip(wanted, datas, strict=True)}
+        version, flat, ops = found
+        parts = {flat[i].decode(): (int(flat[i + 1]), bytes(flat[i + 2]))
+                 for i in range(0, len(flat), 3)}
+        return int(version), parts, [bytes(op).split(b":", 1)[1] for op in ops]
 
     def acquire(self, owner: str, now: float, lease: float, *,
                 steal: str | None = None) -> int | None:
@@ -94,22 +126,23 @@ class RedisSessionRecords:
         found = self._redis.get(self._lock)
         return None if found is None else found.decode()
 
-    def _finish(self, owner: str, mode: str, parts: Parts | None = None) -> int:
-        args: list[Any] = [owner, mode]
+    def _finish(self, owner: str, mode: str, parts: Parts | None = None,
+                ops: bytes | None = None) -> int:
+        args: list[Any] = [owner, mode, ops or b""]
         for name, data in (parts or {}).items():
             if name not in PARTS:
                 raise ValueError(f"unknown snapshot part {name!r}")
             args += [name, data]
-        version = int(self._finish_script(keys=[self._snap, self._lock], args=args))
+        version = int(self._finish_script(keys=[self._snap, self._lock, self._ops], args=args))
         if version < 0:
             raise LockLost(owner)
         return version
 
-    def save(self, owner: str, parts: Parts) -> int:
-        return self._finish(owner, "save", parts)
+    def save(self, owner: str, parts: Parts, ops: bytes | None = None) -> int:
+        return self._finish(owner, "save", parts, ops)
 
-    def release(self, owner: str, parts: Parts | None) -> int:
-        return self._finish(owner, "release" if parts else "keep", parts)
+    def release(self, owner: str, parts: Parts | None, ops: bytes | None = None) -> int:
+        return self._finish(owner, "release" if parts or ops else "keep", parts, ops)
 
     def delete(self, owner: str) -> int:
         return self._finish(owner, "delete")

@@ -19,8 +19,10 @@ CREATE TABLE IF NOT EXISTS session_parts (
     PRIMARY KEY (ns, part));
 CREATE TABLE IF NOT EXISTS sequences (
     ns TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (ns, name));
+CREATE TABLE IF NOT EXISTS session_ops (
+    ns TEXT NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (ns, version));
 """
-TABLES = ("sessions", "session_parts", "sequences")
+TABLES = ("sessions", "session_parts", "sequences", "session_ops")
 # `sessions.data` is this marker while the session has a snapshot, NULL when it has none
 _PRESENT = b"1"
 
@@ -56,22 +58,32 @@ class SqliteSessionRecords:
                                          (self._ns,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def load(self, have: Mapping[str, int]) -> Loaded | None:
+    def load(self, have: Mapping[str, int], since: int = -1) -> Loaded | None:
         with self._locks_lock:
             db = self._locks_db
-            row = db.execute("SELECT version, data FROM sessions WHERE ns = ?",
-                             (self._ns,)).fetchone()
-            if row is None or row[1] is None:
-                return None
-            versions = db.execute("SELECT part, version FROM session_parts WHERE ns = ?",
-                                  (self._ns,)).fetchall()
-            parts = {}
-            for part, version in versions:
-                if have.get(part) != version:
-                    (data,) = db.execute("SELECT data FROM session_parts WHERE ns = ? AND "
-                                         "part = ?", (self._ns, part)).fetchone()
-                    parts[part] = (int(version), bytes(data))
-        return int(row[0]), parts
+            db.execute("BEGIN")  # one snapshot of the file for all of it
+            try:
+                row = db.execute("SELECT version, data FROM sessions WHERE ns = ?",
+                                 (self._ns,)).fetchone()
+                if row is None or row[1] is None:
+                    return None
+                versions = db.execute("SELECT part, version FROM session_parts WHERE ns = ?",
+                                      (self._ns,)).fetchall()
+                parts = {}
+                after = since
+                for part, version in versions:
+                    if part == "ledger":
+                        after = max(after, int(version))
+                    if have.get(part) != version:
+                        (data,) = db.execute("SELECT data FROM session_parts WHERE ns = ? AND "
+                                             "part = ?", (self._ns, part)).fetchone()
+                        parts[part] = (int(version), bytes(data))
+                ops = [bytes(data) for (data,) in db.execute(
+                    "SELECT data FROM session_ops WHERE ns = ? AND version > ? ORDER BY "
+                    "version", (self._ns, after))]
+            finally:
+                db.execute("COMMIT")
+        return int(row[0]), parts, ops
 
     def acquire(self, owner: str, now: float, lease: float, *,
                 steal: str | None = None) -> int | None:
@@ -92,37 +104,46 @@ class SqliteSessionRecords:
             return None
         return str(row[0])
 
-    def _finish(self, owner: str, parts: Parts | None, *, delete: bool = False,
-                unlock: bool = True) -> int:
-        with immediate(self._locks_db, self._locks_lock) as db:
+    def _finish(self, owner: str, parts: Parts | None, ops: bytes | None = None, *,
+                delete: bool = False, unlock: bool = True) -> int:
+        # money (the ledger's ops or part) goes through the connection that syncs each commit
+        # (synchronous=FULL): on disk before the answer that reports it is sent
+        money = bool(ops) or (parts is not None and "ledger" in parts)
+        db_of, lock_of = (self._db, self._lock) if money else (self._locks_db, self._locks_lock)
+        with immediate(db_of, lock_of) as db:
             row = db.execute("SELECT version, holder FROM sessions WHERE ns = ?",
                              (self._ns,)).fetchone()
             held = row is not None and row[1] == owner
-            if (parts or delete) and not held:
+            if (parts or ops or delete) and not held:
                 raise LockLost(owner)
             if row is None:
                 return 0
             version = int(row[0])
-            if parts or delete:
+            if parts or ops or delete:
                 version += 1
                 db.execute("UPDATE sessions SET version = ?, data = ? WHERE ns = ?",
                            (version, None if delete else _PRESENT, self._ns))
+                if delete or (parts and "ledger" in parts):
+                    db.execute("DELETE FROM session_ops WHERE ns = ?", (self._ns,))
                 if delete:
                     db.execute("DELETE FROM session_parts WHERE ns = ?", (self._ns,))
                 else:
                     db.executemany("INSERT OR REPLACE INTO session_parts VALUES (?, ?, ?, ?)",
                                    [(self._ns, name, version, data)
                                     for name, data in (parts or {}).items()])
+                    if ops:
+                        db.execute("INSERT INTO session_ops VALUES (?, ?, ?)",
+                                   (self._ns, version, ops))
             if held and unlock:
                 db.execute("UPDATE sessions SET holder = NULL, lease_until = 0 WHERE ns = ?",
                            (self._ns,))
         return version
 
-    def save(self, owner: str, parts: Parts) -> int:
-        return self._finish(owner, parts, unlock=False)
+    def save(self, owner: str, parts: Parts, ops: bytes | None = None) -> int:
+        return self._finish(owner, parts, ops, unlock=False)
 
-    def release(self, owner: str, parts: Parts | None) -> int:
-        return self._finish(owner, parts)
+    def release(self, owner: str, parts: Parts | None, ops: bytes | None = None) -> int:
+        return self._finish(owner, parts, ops)
 
     def delete(self, owner: str) -> int:
         return self._finish(owner, None, delete=True)

@@ -208,13 +208,39 @@ class Store:
                                              "idempotencyRecords": 0, "faultCounters": 0,
                                              "pendingCallbacks": 0,
                                              "journalEntries": 0})[name] = count
-            described["sessions"] = sessions
+            described["sessions"] = self._with_snapshots(sessions)
             return described
         names = sorted({key.decode().split("}", 1)[0][len("rms:{"):]
                         for key in self._handle.scan_iter(match="rms:{*", count=1000)})
         described["url"] = self.url.target
-        described["sessions"] = {name: self._redis_counts(name) for name in names}
+        described["sessions"] = self._with_snapshots(
+            {name: self._redis_counts(name) for name in names})
         return described
+
+    def _with_snapshots(self, counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        """`counts` (per namespace) per session: a generation's (`<session>#<n>`) counted as
+        its session's, and the money of each session served from the store read from its
+        snapshot (its ledger's checkpoint and the ops after it)."""
+        sessions: dict[str, dict[str, int]] = {}
+        for namespace, found in sorted(counts.items()):
+            into = sessions.setdefault(namespace.split("#", 1)[0], dict.fromkeys(found, 0))
+            for name, count in found.items():
+                into[name] = into.get(name, 0) + count
+        for name in self.session_names():
+            loaded = self.records(name).load({})
+            if loaded is None or "ledger" not in loaded[1]:
+                continue
+            from mock_server.core.ledger_log import decode_ops
+
+            ledger = snapshot.loads(loaded[1]["ledger"][1], "ledger", where=f"session {name!r}")
+            for ops in loaded[2]:
+                ledger.replay(decode_ops(ops))
+            into = sessions.setdefault(name, {"accounts": 0, "refunds": 0,
+                                              "idempotencyRecords": 0, "faultCounters": 0,
+                                              "pendingCallbacks": 0, "journalEntries": 0})
+            for key, count in ledger.stats().items():
+                into[key] = into.get(key, 0) + count
+        return sessions
 
     def _redis_counts(self, name: str) -> dict[str, int]:
         counts = dict(self.ledger(name).stats())

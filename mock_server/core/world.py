@@ -22,6 +22,7 @@ from mock_server.core.faults import FaultIndex, FaultRule, rules_from
 from mock_server.core.ids import IdSource
 from mock_server.core.journal import Journal
 from mock_server.core.ledger import InMemoryLedger, Ledger
+from mock_server.core.ledger_log import LoggedLedger, decode_ops, encode_ops
 from mock_server.core.metrics import Metrics
 from mock_server.core.scenarios import Scenario, ScenarioError
 from mock_server.core.sessionrecords import SessionRecords, dead_here
@@ -57,8 +58,6 @@ class SharedStore(Protocol):
     owner: str
 
     def records(self, name: str) -> SessionRecords: ...
-
-    def ledger(self, namespace: str) -> Ledger: ...
 
     def fault_counters(self, namespace: str) -> FaultCounters: ...
 
@@ -152,6 +151,10 @@ class Session:
     # operation its surface declares leaves them alone: `keeps_models`), so that part is
     # pickled again
     models_dirty: bool = True
+    # the ledger in the store: the size of its last checkpoint (the `ledger` part) and of the
+    # ops this process knows were stored after it (a new checkpoint once they outgrow it)
+    checkpoint_bytes: int = 0
+    log_bytes: int = 0
 
     def state(self, provider: str) -> Any:
         return self.states[provider]
@@ -323,14 +326,11 @@ class World:
             return self._sessions.pop(name, None) is not None
 
     def _ledger(self) -> Ledger:
-        if self.store is not None and self._seeding is not None:
-            return self.store.ledger(self._seeding.generation)
-        ledger = self._ledger_factory()
+        # shared mode: the session's copy, its changes logged for the store (core/ledger_log.py)
+        ledger = LoggedLedger(self.wall) if self.store is not None else self._ledger_factory()
         if isinstance(ledger, InMemoryLedger):
             ledger.on_refund = self.metrics.ledger_refund
         return ledger
-
-    _seeding: Session | None = None
 
     # -- shared mode: a store holds every session --------------------------------------------
 
@@ -455,11 +455,33 @@ class World:
     def _release(self, session: Session) -> None:
         assert self.store is not None and session.records is not None
         changed = self._changed_parts(session)
+        ops = self._ledger_changes(session, changed)
         session.held = False
-        session.version = version = session.records.release(self.store.owner, changed or None)
+        session.version = version = session.records.release(self.store.owner, changed or None,
+                                                             ops)
         for name in changed:
             session.part_versions[name] = version
+        if "ledger" in changed:
+            session.checkpoint_bytes, session.log_bytes = len(changed.pop("ledger")), 0
+            session.parts["ledger"] = _CHECKPOINTED
+        elif ops is not None:
+            session.log_bytes += len(ops)
         session.parts.update(changed)
+
+    def _ledger_changes(self, session: Session, changed: dict[str, bytes]) -> bytes | None:
+        """What the request changed of the session's money, to store with its snapshot: the
+        ops it logged, or the whole ledger (a checkpoint, into `changed`) when the session has
+        none in the store yet or the ops stored since the last one outgrew it (so a reader
+        replays at most about as much as the checkpoint holds)."""
+        ledger = session.ledger
+        if not isinstance(ledger, LoggedLedger):
+            return None
+        ops = ledger.take_ops()
+        if "ledger" not in session.parts or session.log_bytes > max(
+                CHECKPOINT_MIN_BYTES, session.checkpoint_bytes):
+            changed["ledger"] = snapshot.dumps("ledger", ledger)
+            return None
+        return encode_ops(ops) if ops else None
 
     def _try_lock(self, session: Session) -> int | None:
         assert self.store is not None and session.records is not None
@@ -486,21 +508,29 @@ class World:
         if version == session.version:
             return False
         assert session.records is not None
-        found = session.records.load(session.part_versions)
+        found = session.records.load(session.part_versions, session.version)
         if found is None:
             self._regenerate(session)
             return True
-        session.version, parts = found
+        session.version, parts, ops = found
         self._restore(session, {name: data for name, (_v, data) in parts.items()})
+        ledger = session.ledger
+        assert isinstance(ledger, LoggedLedger)
+        ledger.take_ops()  # nothing of this process is unsaved: the holder saves at release
+        for data in ops:
+            ledger.replay(decode_ops(data))
+            session.log_bytes += len(data)
         for name, (part_version, data) in parts.items():
-            session.parts[name], session.part_versions[name] = data, part_version
+            session.parts[name] = _CHECKPOINTED if name == "ledger" else data
+            session.part_versions[name] = part_version
         return False
 
     def _bind(self, session: Session, generation: str) -> None:
-        """Makes `generation` the session's: its ledger, fault counters and journal."""
+        """Makes `generation` the session's: a ledger of its own (seeded, or read from the
+        snapshot's `ledger` part), its fault counters and journal."""
         assert self.store is not None
         session.generation = generation
-        session.ledger = self.store.ledger(generation)
+        session.ledger = self._ledger()
         session.fault_counters = self.store.fault_counters(generation)
         session.journal = self.store.journal(generation, self.settings)
 
@@ -518,11 +548,7 @@ class World:
         session.clock.restore((timedelta(0), None))
         # nothing saved of this generation yet: `leave` saves all of it
         session.parts, session.part_versions = {}, {}
-        self._seeding = session
-        try:
-            self._seed(session, self.startup)
-        finally:
-            self._seeding = None
+        self._seed(session, self.startup)
         session.faults_changed()
         if old and old != session.generation:
             self.store.forget(old)
@@ -557,6 +583,11 @@ class World:
             session.token = small["token"]
         if "states" in parts:
             session.states = snapshot.loads(parts["states"], "states", where=where)
+        if "ledger" in parts:
+            ledger = snapshot.loads(parts["ledger"], "ledger", where=where)
+            ledger.on_refund, ledger.wall = self.metrics.ledger_refund, self.wall
+            session.ledger = ledger
+            session.checkpoint_bytes, session.log_bytes = len(parts["ledger"]), 0
         if "seeds" in parts or "small" in parts:
             if "seeds" in parts:
                 session.scenarios = snapshot.loads(parts["seeds"], "seeds", where=where)
@@ -762,3 +793,7 @@ def _duration_text(seconds: float) -> str:
 
 # what a session still reading the startup world has before World._new shares the world's
 _NO_LEDGER: Ledger = InMemoryLedger()
+# the ledger's ops stored since its last checkpoint may grow to the checkpoint's size, or this
+CHECKPOINT_MIN_BYTES = 256 * 1024
+# what `Session.parts` keeps of the `ledger` part (its bytes are not compared, only rewritten)
+_CHECKPOINTED = b"<checkpoint>"

@@ -31,7 +31,7 @@ def test_a_saved_snapshot_is_read_by_another_handle_with_its_version(records: An
     version = writer.release("a", {"small": b"state one"})
     assert version > 0
     assert reader.version() == version
-    assert reader.load({}) == (version, {"small": (version, b"state one")})
+    assert reader.load({}) == (version, {"small": (version, b"state one")}, [])
     # a release that stores nothing leaves the version alone
     assert writer.acquire("a", 100.0, 30.0) == version
     assert writer.release("a", None) == version
@@ -103,7 +103,7 @@ def test_saving_keeps_the_lock_and_moves_the_version_on(records: Any) -> None:
     one, two = records(), records()
     assert one.acquire("a", 100.0, 30.0) == 0
     first = one.save("a", {"small": b"one"})
-    assert two.load({}) == (first, {"small": (first, b"one")})
+    assert two.load({}) == (first, {"small": (first, b"one")}, [])
     assert two.acquire("b", 100.0, 30.0) is None  # still held
     with pytest.raises(LockLost):
         two.save("b", {"small": b"not mine"})
@@ -119,10 +119,63 @@ def test_parts_are_written_alone_and_read_only_when_newer(records: Any) -> None:
     first = one.release("a", {"seeds": b"S", "states": b"M", "small": b"i1"})
     loaded = two.load({})
     assert loaded == (first, {"seeds": (first, b"S"), "states": (first, b"M"),
-                              "small": (first, b"i1")})
+                              "small": (first, b"i1")}, [])
     held = {name: version for name, (version, _) in loaded[1].items()}
     one.acquire("a", 100.0, 30.0)
     second = one.release("a", {"small": b"i2"})  # a refund: only the ids moved
-    assert two.load(held) == (second, {"small": (second, b"i2")})
+    assert two.load(held) == (second, {"small": (second, b"i2")}, [])
     assert two.load({}) == (second, {"seeds": (first, b"S"), "states": (first, b"M"),
-                                     "small": (second, b"i2")})
+                                     "small": (second, b"i2")}, [])
+
+
+def test_ledger_ops_are_stored_with_their_release_and_read_after_the_reader_s_version(
+        records: Any) -> None:
+    one, two = records(), records()
+    one.acquire("a", 100.0, 30.0)
+    first = one.release("a", {"small": b"i1", "ledger": b"L1"})
+    one.acquire("a", 100.0, 30.0)
+    second = one.release("a", None, b"op\x00:two")  # money only: the version moves all the same
+    assert second > first
+    one.acquire("a", 100.0, 30.0)
+    third = one.release("a", {"small": b"i3"}, b"op three")
+    # a reader holding nothing: the checkpoint and every op after it, oldest first
+    assert two.load({}) == (third, {"small": (third, b"i3"), "ledger": (first, b"L1")},
+                            [b"op\x00:two", b"op three"])
+    # a reader at the second version: only what came after
+    assert two.load({"small": first, "ledger": first}, second) == (
+        third, {"small": (third, b"i3")}, [b"op three"])
+    assert two.load({"small": third, "ledger": first}, third) == (third, {}, [])
+
+
+def test_a_checkpoint_drops_the_ops_before_it(records: Any) -> None:
+    one, two = records(), records()
+    one.acquire("a", 100.0, 30.0)
+    first = one.release("a", {"small": b"i", "ledger": b"L1"})
+    one.acquire("a", 100.0, 30.0)
+    one.release("a", None, b"before")
+    one.acquire("a", 100.0, 30.0)
+    checkpoint = one.release("a", {"ledger": b"L2"})
+    one.acquire("a", 100.0, 30.0)
+    last = one.save("a", {}, b"after")
+    # a reader that held the first checkpoint and its op reads the new one and what follows
+    assert two.load({"small": first, "ledger": first}, first + 1) == (
+        last, {"ledger": (checkpoint, b"L2")}, [b"after"])
+    one.release("a", None)
+    # deleted: nothing is left of the log either
+    one.acquire("a", 100.0, 30.0)
+    one.delete("a")
+    assert two.load({}) is None
+    one.acquire("a", 100.0, 30.0)
+    again = one.release("a", {"small": b"new", "ledger": b"L"})
+    assert two.load({}) == (again, {"small": (again, b"new"), "ledger": (again, b"L")}, [])
+
+
+def test_ops_need_the_lock(records: Any) -> None:
+    one, two = records(), records()
+    one.acquire("a", 100.0, 30.0)
+    with pytest.raises(LockLost):
+        two.release("b", None, b"not mine")
+    with pytest.raises(LockLost):
+        two.save("b", {}, b"not mine")
+    one.release("a", {"small": b"s", "ledger": b"L"})
+    assert two.load({})[2] == []

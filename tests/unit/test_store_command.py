@@ -15,6 +15,7 @@ import pytest
 from mock_server import cli
 from mock_server.app import create_app
 from mock_server.core.ledger import RefundEntry
+from mock_server.core.ledger_codec import FORMAT_VERSION
 from mock_server.core.stores import open_store
 from mock_server.settings import Settings
 
@@ -45,7 +46,7 @@ def test_info_then_wipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     url = _filled(tmp_path / "s.db")
     code, out, _ = _run(capsys, "store", "info", url)
     info = json.loads(out)
-    assert code == 0 and info["store"] == "sqlite" and info["format"] == 1
+    assert code == 0 and info["store"] == "sqlite" and info["format"] == FORMAT_VERSION
     assert info["sessions"]["s1"]["refunds"] == 1
     assert info["sessions"]["s2"]["pendingCallbacks"] == 1
     code, out, _ = _run(capsys, "store", "wipe", url)
