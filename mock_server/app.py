@@ -160,6 +160,9 @@ class SandboxApp:
         for item in self.pending_callbacks():
             if item not in reported:
                 log.warning("shutdown: not delivered: %s", item)
+        if self.world.store is not None:
+            # locks kept for a next request that will not come: other processes need not wait
+            self.world.give_back_kept()
 
     def route(self, path: str) -> tuple[ProviderApp, Any]:
         for provider in self.providers:

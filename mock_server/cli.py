@@ -363,6 +363,17 @@ def _batch_access_lines(app: Any) -> None:
 _SPARE_FILES = 64
 
 
+def _keep_locks(app: Any) -> None:
+    """A served world over a shared store keeps a session's lock for a moment after each
+    request (core.world.World.commit): this server's loop runs until its shutdown, which gives
+    kept locks back, so no lock is left kept by a loop that no longer runs."""
+    world = getattr(app, "world", None)
+    if world is not None and world.store is not None:
+        from mock_server.core.world import KEEP_SECONDS
+
+        world.keep_seconds = KEEP_SECONDS
+
+
 def _guarded_protocol(settings: Settings, log: logging.Logger, base: type) -> type:
     """The HTTP protocol `base` under the sandbox's connection limits (mock_server.connections),
     after the soft open-file limit has been raised to the hard one."""
@@ -500,6 +511,7 @@ def serve(settings: Settings, app: Any = None, *, sock: socket.socket | None = N
     from mock_server.core import gcpolicy
     gcpolicy.install(app)
     _batch_access_lines(app)
+    _keep_locks(app)
     if worker is not None:
         _announce_ready(app, worker[2])
     if sock is None:

@@ -327,6 +327,7 @@ class Pipeline:
                 # what the store holds now is unknown: read all of it again next time
                 session = x.session
                 session.held, session.version, session.part_versions = False, -1, {}
+                session.kept, session.handovers = False, 0
                 x.response = self.app.unavailable(x.provider, x.ctx, STORE_DOWN)
                 self.safe_headers(x)
 

@@ -51,10 +51,14 @@ class SessionRecords(Protocol):
         (never made, or deleted). Read under the session's lock: nothing changes meanwhile."""
 
     def acquire(self, owner: str, now: float, lease: float, *,
-                steal: str | None = None) -> int | None:
+                steal: str | None = None, want: float = 0.0) -> int | None:
         """Takes the session's lock for `owner` until `now + lease` (wall-clock seconds) when it
         is free, expired, already `owner`'s or `steal`'s (a holder known to be dead), and
-        returns the snapshot's version; None when another holder's lease runs."""
+        returns the snapshot's version; None when another holder's lease runs, or when the
+        lock is free but another owner asked for it first (its wish is served first).
+        `want` > 0: when refused, `owner` asks for the lock for that many seconds (unless
+        another owner already asks): the holder gives it back at its next `keep`, and nobody
+        else takes it meanwhile. A refused owner asks again at each try."""
 
     def holder(self, now: float) -> str | None:
         """Who holds the lock now (None: nobody, or a lease that ran out)."""
@@ -67,6 +71,13 @@ class SessionRecords(Protocol):
     def release(self, owner: str, parts: Parts | None, ops: bytes | None = None) -> int:
         """`save` (nothing when there are no parts and no ops) and the lock given back, in one
         step; only the lock's holder may store (LockLost otherwise). Returns the version."""
+
+    def keep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
+             lease: float) -> tuple[int, bool]:
+        """`save` (nothing when there are no parts and no ops), then the lock kept for
+        `owner`'s next request, its lease renewed to `now + lease`, unless another owner asks
+        for it (then given back, as `release`); in one step. Returns the version and whether
+        the lock is still `owner`'s. LockLost when it was not `owner`'s."""
 
     def delete(self, owner: str) -> int:
         """Forgets the snapshot (the session is made again on its next use) and gives the lock
@@ -87,6 +98,8 @@ class MemorySessionRecords:
         self._ops: list[tuple[int, bytes]] = []
         self._holder: str | None = None
         self._until = 0.0
+        self._wanter: str | None = None
+        self._wanted_until = 0.0
         self._sequences: dict[str, int] = {}
 
     def version(self) -> int:
@@ -102,10 +115,17 @@ class MemorySessionRecords:
                 [data for version, data in self._ops if version > after]
 
     def acquire(self, owner: str, now: float, lease: float, *,
-                steal: str | None = None) -> int | None:
+                steal: str | None = None, want: float = 0.0) -> int | None:
         with self._lock:
-            if self._holder not in (None, owner, steal) and self._until > now:
-                return None
+            if self._holder != owner or self._until <= now:
+                wanter = self._wanter if self._wanted_until > now else None
+                busy = self._holder not in (None, owner, steal) and self._until > now
+                if busy or wanter not in (None, owner):
+                    if want > 0 and wanter in (None, owner):
+                        self._wanter, self._wanted_until = owner, now + want
+                    return None
+                if wanter == owner:
+                    self._wanter = None
             self._holder, self._until = owner, now + lease
             return self._version
 
@@ -137,6 +157,19 @@ class MemorySessionRecords:
             if self._holder == owner:
                 self._holder = None
             return self._version
+
+    def keep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
+             lease: float) -> tuple[int, bool]:
+        with self._lock:
+            if self._holder != owner:
+                raise LockLost(owner)
+            if parts or ops:
+                self._store(owner, parts or {}, ops)
+            if self._wanter not in (None, owner) and self._wanted_until > now:
+                self._holder = None
+                return self._version, False
+            self._until = now + lease
+            return self._version, True
 
     def delete(self, owner: str) -> int:
         with self._lock:

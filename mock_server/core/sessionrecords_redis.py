@@ -10,23 +10,38 @@ from typing import Any
 
 from mock_server.core.sessionrecords import PARTS, Loaded, LockLost, Parts
 
-# KEYS: snapshot hash, lock; ARGV: owner, lease in milliseconds, a dead holder to take over
-# from ('' for none)
+# KEYS: snapshot hash, lock, the wish for the lock; ARGV: owner, lease in milliseconds, a dead
+# holder to take over from ('' for none), how long a refused owner asks for the lock in
+# milliseconds ('' for not at all)
 _ACQUIRE = """
 local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= ARGV[1] and holder ~= ARGV[3] then return -1 end
+if holder ~= ARGV[1] then
+  local wanter = redis.call('GET', KEYS[3])
+  local busy = holder and holder ~= ARGV[3]
+  if busy or (wanter and wanter ~= ARGV[1]) then
+    if ARGV[4] ~= '' and (not wanter or wanter == ARGV[1]) then
+      redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[4])
+    end
+    return -1
+  end
+  if wanter then redis.call('DEL', KEYS[3]) end
+end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 """
 
-# KEYS: snapshot hash, lock, ledger ops; ARGV: owner, mode ('keep', 'save', 'release' or
-# 'delete'), the ledger's ops ('' for none), then part name, data pairs. The ops are stored at
-# the version this step makes, each member prefixed with its version (members stay unique); a
-# `ledger` part (a checkpoint) drops the ops before it.
+# KEYS: snapshot hash, lock, ledger ops, the wish for the lock; ARGV: owner, mode ('keep',
+# 'save', 'release', 'delete', or 'pass': saved, and the lock kept for the owner's next request
+# unless another owner asks for it), the ledger's ops ('' for none), the lease in milliseconds
+# ('pass'), then part name, data pairs. The ops are stored at the version this step makes, each
+# member prefixed with its version (members stay unique); a `ledger` part (a checkpoint) drops
+# the ops before it. Returns the version (-1: the lock was not the owner's); 'pass' returns
+# {version, 1 when still held else 0}.
 _FINISH = """
 local held = redis.call('GET', KEYS[2]) == ARGV[1]
 local mode = ARGV[2]
-if mode ~= 'keep' then
+if mode == 'pass' and not held then return -1 end
+if mode ~= 'keep' and not (mode == 'pass' and ARGV[3] == '' and #ARGV < 5) then
   if not held then return -1 end
   local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
   if mode == 'delete' then
@@ -37,7 +52,7 @@ if mode ~= 'keep' then
     redis.call('DEL', KEYS[3])
   else
     redis.call('HSET', KEYS[1], 'data', '1')
-    for i = 4, #ARGV, 2 do
+    for i = 5, #ARGV, 2 do
       if ARGV[i] == 'ledger' then redis.call('DEL', KEYS[3]) end
       redis.call('HSET', KEYS[1], 'p:' .. ARGV[i], ARGV[i + 1], 'pv:' .. ARGV[i], version)
     end
@@ -46,8 +61,18 @@ if mode ~= 'keep' then
     end
   end
 end
+local version = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if mode == 'pass' then
+  local wanter = redis.call('GET', KEYS[4])
+  if wanter and wanter ~= ARGV[1] then
+    redis.call('DEL', KEYS[2])
+    return {version, 0}
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  return {version, 1}
+end
 if held and mode ~= 'save' then redis.call('DEL', KEYS[2]) end
-return tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+return version
 """
 
 # KEYS: snapshot hash, ledger ops; ARGV: the reader's version, then part name, the reader's
@@ -95,6 +120,7 @@ class RedisSessionRecords:
         self._lock = f"rms:{{{namespace}}}:lock"
         self._seq = f"rms:{{{namespace}}}:seq"
         self._ops = f"rms:{{{namespace}}}:ops"
+        self._want = f"rms:{{{namespace}}}:want"
         self._acquire = client.register_script(_ACQUIRE)
         self._finish_script = client.register_script(_FINISH)
         self._load = client.register_script(_LOAD)
@@ -117,9 +143,10 @@ class RedisSessionRecords:
         return int(version), parts, [bytes(op).split(b":", 1)[1] for op in ops]
 
     def acquire(self, owner: str, now: float, lease: float, *,
-                steal: str | None = None) -> int | None:
-        version = int(self._acquire(keys=[self._snap, self._lock],
-                                    args=[owner, max(int(lease * 1000), 1), steal or ""]))
+                steal: str | None = None, want: float = 0.0) -> int | None:
+        version = int(self._acquire(keys=[self._snap, self._lock, self._want],
+                                    args=[owner, max(int(lease * 1000), 1), steal or "",
+                                          max(int(want * 1000), 1) if want > 0 else ""]))
         return None if version < 0 else version
 
     def holder(self, now: float) -> str | None:
@@ -127,22 +154,28 @@ class RedisSessionRecords:
         return None if found is None else found.decode()
 
     def _finish(self, owner: str, mode: str, parts: Parts | None = None,
-                ops: bytes | None = None) -> int:
-        args: list[Any] = [owner, mode, ops or b""]
+                ops: bytes | None = None, lease: float = 0.0) -> Any:
+        args: list[Any] = [owner, mode, ops or b"", max(int(lease * 1000), 1)]
         for name, data in (parts or {}).items():
             if name not in PARTS:
                 raise ValueError(f"unknown snapshot part {name!r}")
             args += [name, data]
-        version = int(self._finish_script(keys=[self._snap, self._lock, self._ops], args=args))
-        if version < 0:
+        found = self._finish_script(keys=[self._snap, self._lock, self._ops, self._want],
+                                    args=args)
+        if not isinstance(found, list) and int(found) < 0:
             raise LockLost(owner)
-        return version
+        return found if isinstance(found, list) else int(found)
 
     def save(self, owner: str, parts: Parts, ops: bytes | None = None) -> int:
         return self._finish(owner, "save", parts, ops)
 
     def release(self, owner: str, parts: Parts | None, ops: bytes | None = None) -> int:
         return self._finish(owner, "release" if parts or ops else "keep", parts, ops)
+
+    def keep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
+             lease: float) -> tuple[int, bool]:
+        version, kept = self._finish(owner, "pass", parts, ops, lease)
+        return int(version), bool(kept)
 
     def delete(self, owner: str) -> int:
         return self._finish(owner, "delete")

@@ -13,7 +13,8 @@ from mock_server.core.sessionrecords import Loaded, LockLost, Parts
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     ns TEXT PRIMARY KEY, version INTEGER NOT NULL, data BLOB,
-    holder TEXT, lease_until REAL NOT NULL DEFAULT 0);
+    holder TEXT, lease_until REAL NOT NULL DEFAULT 0,
+    wanter TEXT, wanted_until REAL NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS session_parts (
     ns TEXT NOT NULL, part TEXT NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (ns, part));
@@ -86,14 +87,21 @@ class SqliteSessionRecords:
         return int(row[0]), parts, ops
 
     def acquire(self, owner: str, now: float, lease: float, *,
-                steal: str | None = None) -> int | None:
+                steal: str | None = None, want: float = 0.0) -> int | None:
         with immediate(self._locks_db, self._locks_lock) as db:
             db.execute("INSERT OR IGNORE INTO sessions (ns, version) VALUES (?, 0)", (self._ns,))
+            # free (or expired, or a dead holder's), and nobody else asked first; or ours
             taken = db.execute(
-                "UPDATE sessions SET holder = ?, lease_until = ? WHERE ns = ? AND "
-                "(holder IS NULL OR holder = ? OR holder = ? OR lease_until <= ?) "
-                "RETURNING version",
-                (owner, now + lease, self._ns, owner, steal, now)).fetchone()
+                "UPDATE sessions SET holder = ?, lease_until = ?, wanter = CASE WHEN wanter = ? "
+                "THEN NULL ELSE wanter END WHERE ns = ? AND ((holder = ? AND lease_until > ?) "
+                "OR ((holder IS NULL OR holder = ? OR holder = ? OR lease_until <= ?) AND "
+                "(wanter IS NULL OR wanter = ? OR wanted_until <= ?))) RETURNING version",
+                (owner, now + lease, owner, self._ns, owner, now, owner, steal, now, owner,
+                 now)).fetchone()
+            if taken is None and want > 0:
+                db.execute("UPDATE sessions SET wanter = ?, wanted_until = ? WHERE ns = ? AND "
+                           "(wanter IS NULL OR wanter = ? OR wanted_until <= ?)",
+                           (owner, now + want, self._ns, owner, now))
         return None if taken is None else int(taken[0])
 
     def holder(self, now: float) -> str | None:
@@ -105,7 +113,9 @@ class SqliteSessionRecords:
         return str(row[0])
 
     def _finish(self, owner: str, parts: Parts | None, ops: bytes | None = None, *,
-                delete: bool = False, unlock: bool = True) -> int:
+                delete: bool = False, unlock: bool = True,
+                keep_until: tuple[float, float] | None = None) -> tuple[int, bool]:
+        """The version, and whether `owner` still holds the lock."""
         # money (the ledger's ops or part) goes through the connection that syncs each commit
         # (synchronous=FULL): on disk before the answer that reports it is sent
         money = bool(ops) or (parts is not None and "ledger" in parts)
@@ -114,10 +124,10 @@ class SqliteSessionRecords:
             row = db.execute("SELECT version, holder FROM sessions WHERE ns = ?",
                              (self._ns,)).fetchone()
             held = row is not None and row[1] == owner
-            if (parts or ops or delete) and not held:
+            if (parts or ops or delete or keep_until) and not held:
                 raise LockLost(owner)
             if row is None:
-                return 0
+                return 0, False
             version = int(row[0])
             if parts or ops or delete:
                 version += 1
@@ -134,19 +144,33 @@ class SqliteSessionRecords:
                     if ops:
                         db.execute("INSERT INTO session_ops VALUES (?, ?, ?)",
                                    (self._ns, version, ops))
+            if keep_until is not None:
+                # kept for the owner's next request, unless another owner asks for it
+                now, until = keep_until
+                unlock = db.execute(
+                    "SELECT 1 FROM sessions WHERE ns = ? AND wanter IS NOT NULL AND "
+                    "wanter != ? AND wanted_until > ?", (self._ns, owner, now)).fetchone() \
+                    is not None
+                if not unlock:
+                    db.execute("UPDATE sessions SET lease_until = ? WHERE ns = ?",
+                               (until, self._ns))
             if held and unlock:
                 db.execute("UPDATE sessions SET holder = NULL, lease_until = 0 WHERE ns = ?",
                            (self._ns,))
-        return version
+        return version, held and not unlock
 
     def save(self, owner: str, parts: Parts, ops: bytes | None = None) -> int:
-        return self._finish(owner, parts, ops, unlock=False)
+        return self._finish(owner, parts, ops, unlock=False)[0]
 
     def release(self, owner: str, parts: Parts | None, ops: bytes | None = None) -> int:
-        return self._finish(owner, parts, ops)
+        return self._finish(owner, parts, ops)[0]
+
+    def keep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
+             lease: float) -> tuple[int, bool]:
+        return self._finish(owner, parts, ops, keep_until=(now, now + lease))
 
     def delete(self, owner: str) -> int:
-        return self._finish(owner, None, delete=True)
+        return self._finish(owner, None, delete=True)[0]
 
     def sequence(self, name: str, start: int) -> int:
         with immediate(self._db, self._lock) as db:

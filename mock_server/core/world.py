@@ -74,6 +74,14 @@ LOCK_LEASE_SECONDS = 120.0
 # a session's lock held by another process is asked for again after this long, doubling
 _LOCK_RETRY_FIRST = 0.0005
 _LOCK_RETRY_MAX = 0.02
+# a request refused the lock asks for it for this long (renewed at each try): the holder gives
+# it back at its next commit, and nobody else takes it first
+_WANT_SECONDS = 5 * _LOCK_RETRY_MAX
+# the lock kept for this process's next request of a session at most this many times in a row
+# (then given back, so that a process that does not ask, such as a background task, gets in),
+# and for at most this long when no request of it comes
+KEEP_MAX = 16
+KEEP_SECONDS = 0.002
 
 
 class ProviderModel(Protocol):
@@ -141,6 +149,12 @@ class Session:
     alock: asyncio.Lock | None = None
     # whether this process holds the session's lock in the store right now
     held: bool = False
+    # held between requests: kept for this process's next request of the session (for a
+    # moment after a commit, see World.commit), how many requests in a row it was kept for,
+    # and the timer that gives it back when no request came
+    kept: bool = False
+    handovers: int = 0
+    keep_timer: asyncio.TimerHandle | None = None
     # the snapshot's parts as this process last wrote or read them, and their versions
     parts: dict[str, bytes] = field(default_factory=dict)
     part_versions: dict[str, int] = field(default_factory=dict)
@@ -344,12 +358,17 @@ class World:
             alock = session.alock = asyncio.Lock()
         await alock.acquire()
         try:
-            version = self._try_lock(session)
+            if session.kept:
+                # the last request kept the store's lock for this one: nobody wrote meanwhile
+                session.kept = False
+                session.models_dirty = True
+                return False
+            version = self._try_lock(session, want=_WANT_SECONDS)
             delay = _LOCK_RETRY_FIRST
             while version is None:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _LOCK_RETRY_MAX)
-                version = self._try_lock(session)
+                version = self._try_lock(session, want=_WANT_SECONDS)
             try:
                 return self._refresh(session, version)
             except BaseException:
@@ -363,12 +382,13 @@ class World:
     def hold(self, session: Session) -> bool:
         """`enter` for code off the event loop (start-up, commands, a test's teardown): waits
         for the store's lock by sleeping this thread."""
-        version = self._try_lock(session)
+        session.kept = False  # kept for a request of this process: this step takes it over
+        version = self._try_lock(session, want=_WANT_SECONDS)
         delay = _LOCK_RETRY_FIRST
         while version is None:
             time.sleep(delay)
             delay = min(delay * 2, _LOCK_RETRY_MAX)
-            version = self._try_lock(session)
+            version = self._try_lock(session, want=_WANT_SECONDS)
         try:
             return self._refresh(session, version)
         except BaseException:
@@ -381,6 +401,9 @@ class World:
         alock = session.alock
         if alock is not None and alock.locked():
             return False
+        # a lock kept for a request of this process is this process's: this step takes it
+        # over (and gives it back at its `leave`); a refused one does not ask for the lock
+        session.kept = False
         version = self._try_lock(session)
         if version is None:
             return False
@@ -428,8 +451,10 @@ class World:
         `keep=False`: a session this request made and did not use is not kept."""
         assert self.store is not None and session.records is not None
         try:
-            if not session.held:
-                return  # committed: saved and given back before the answer went out
+            if not session.held or session.kept:
+                # committed: saved, and given back (or kept for this process's next request of
+                # the session) before the answer went out
+                return
             if not keep and not session.parts:
                 # made by this request, refused before any use: it never existed
                 generation, session.generation = session.generation, ""
@@ -448,17 +473,69 @@ class World:
         """Within `enter`: saves what the request changed and gives the session back in the
         store now, before its answer goes out (an answer the client saw is never lost with the
         process; the session's next request, anywhere, need not wait for the sending).
-        What the request does after (sending, its journal entry) needs no session."""
-        if session.held:
-            self._release(session)
+        What the request does after (sending, its journal entry) needs no session.
 
-    def _release(self, session: Session) -> None:
+        Under load the store's lock is kept in the same step for this process's next request
+        of the session (saved all the same), so that one needs no step to take it: for at most
+        `keep_seconds` (given back then if no request came), KEEP_MAX requests in a row, and
+        only while no other process asks for the lock (then given back at once)."""
+        if not session.held:
+            return
+        keep = self.keep_seconds > 0 and session.handovers < KEEP_MAX
+        if keep:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                keep = False  # off the event loop: nothing would give it back
+        self._release(session, keep=keep)
+        if session.kept:
+            if session.keep_timer is not None:
+                session.keep_timer.cancel()
+            session.keep_timer = loop.call_later(self.keep_seconds, self._give_back_kept,
+                                                 session)
+
+    # how long commit keeps a session's lock for this process's next request (0: never, the
+    # default: only a server whose loop runs until its shutdown, which gives kept locks back,
+    # keeps them; mock_server.cli.serve sets KEEP_SECONDS)
+    keep_seconds = 0.0
+
+    def _give_back_kept(self, session: Session) -> None:
+        """A lock kept for a request of this process that did not come (none runs now) is
+        given back in the store."""
+        session.keep_timer = None
+        alock = session.alock
+        if session.kept and not (alock is not None and alock.locked()):
+            try:
+                self._let_go(session)
+            except Exception:  # noqa: BLE001 - its lease runs out instead
+                log.exception("session %s: the store failed", session.name)
+                session.held = session.kept = False
+
+    def give_back_kept(self) -> int:
+        """Gives back every lock kept for a next request (the shutdown); how many."""
+        given = 0
+        for session in self.sessions():
+            if session.kept:
+                if session.keep_timer is not None:
+                    session.keep_timer.cancel()
+                self._give_back_kept(session)
+                given += 1
+        return given
+
+    def _release(self, session: Session, *, keep: bool = False) -> None:
         assert self.store is not None and session.records is not None
         changed = self._changed_parts(session)
         ops = self._ledger_changes(session, changed)
-        session.held = False
-        session.version = version = session.records.release(self.store.owner, changed or None,
-                                                             ops)
+        session.held = session.kept = False
+        if keep:
+            version, kept = session.records.keep(self.store.owner, changed or None, ops,
+                                                 self.wall(), LOCK_LEASE_SECONDS)
+            session.held = session.kept = kept
+            session.handovers = session.handovers + 1 if kept else 0
+        else:
+            session.handovers = 0
+            version = session.records.release(self.store.owner, changed or None, ops)
+        session.version = version
         for name in changed:
             session.part_versions[name] = version
         if "ledger" in changed:
@@ -483,10 +560,10 @@ class World:
             return None
         return encode_ops(ops) if ops else None
 
-    def _try_lock(self, session: Session) -> int | None:
+    def _try_lock(self, session: Session, *, want: float = 0.0) -> int | None:
         assert self.store is not None and session.records is not None
         records, now = session.records, self.wall()
-        version = records.acquire(self.store.owner, now, LOCK_LEASE_SECONDS)
+        version = records.acquire(self.store.owner, now, LOCK_LEASE_SECONDS, want=want)
         if version is None:
             # a holder killed with the lock (a restart on the same machine): no lease to wait
             holder = records.holder(now)
@@ -500,7 +577,8 @@ class World:
 
     def _let_go(self, session: Session) -> None:
         assert self.store is not None and session.records is not None
-        session.held = False
+        session.held = session.kept = False
+        session.handovers = 0
         session.records.release(self.store.owner, None)
 
     def _refresh(self, session: Session, version: int) -> bool:

@@ -179,3 +179,44 @@ def test_ops_need_the_lock(records: Any) -> None:
         two.save("b", {}, b"not mine")
     one.release("a", {"small": b"s", "ledger": b"L"})
     assert two.load({})[2] == []
+
+
+def test_a_kept_lock_stays_its_holder_s_with_its_lease_renewed(records: Any) -> None:
+    one, two = records(), records()
+    assert one.acquire("a", 100.0, 30.0) == 0
+    version, kept = one.keep("a", {"small": b"s"}, b"op", 110.0, 30.0)
+    assert kept and version > 0
+    # renewed to 140: at 135 the lease still runs for everyone else
+    assert two.acquire("b", 135.0, 30.0) is None
+    assert one.acquire("a", 135.0, 30.0) == version  # its holder's next request
+    again, kept = one.keep("a", None, None, 136.0, 30.0)  # nothing to save: version stays
+    assert (again, kept) == (version, True)
+    with pytest.raises(LockLost):
+        two.keep("b", None, None, 136.0, 30.0)
+
+
+def test_a_wish_for_the_lock_is_served_before_anyone_else(records: Any) -> None:
+    one, two, three = records(), records(), records()
+    assert one.acquire("a", 100.0, 30.0) == 0
+    assert two.acquire("b", 100.0, 30.0, want=5.0) is None  # b asks for it
+    assert three.acquire("c", 100.0, 30.0, want=5.0) is None  # c asks too: b was first
+    # the holder's keep gives the lock back for b
+    version, kept = one.keep("a", {"small": b"s"}, None, 101.0, 30.0)
+    assert not kept
+    assert one.acquire("a", 101.0, 30.0) is None  # not even its last holder takes it before b
+    assert three.acquire("c", 101.0, 30.0) is None
+    assert two.acquire("b", 101.0, 30.0) == version  # b's wish is served, and spent
+    assert two.keep("b", None, None, 102.0, 30.0) == (version, True)
+    two.release("b", None)
+    assert one.acquire("a", 102.0, 30.0) == version
+
+
+def test_a_wish_runs_out(records: Any) -> None:
+    one, two = records(), records()
+    one.acquire("a", 100.0, 30.0)
+    assert two.acquire("b", 100.0, 30.0, want=0.5) is None
+    one.release("a", None)
+    assert one.acquire("a", 100.2, 30.0) is None  # b's wish still runs
+    if type(one).__name__ == "RedisSessionRecords":
+        return  # Redis's own clock runs the wish out (a key's expiry), not the caller's
+    assert one.acquire("a", 100.6, 30.0) == 0  # b did not come back
