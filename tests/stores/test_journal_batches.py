@@ -12,6 +12,7 @@ import http.client
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -436,3 +437,64 @@ def test_an_answered_requests_entry_is_written_before_the_next_request_is_served
         thread.join(30)
         sock.close()
         app.world.store.close()  # type: ignore[union-attr]
+
+
+def test_entries_queued_while_redis_is_down_are_written_once_it_is_back(
+        tmp_path: Path, namespace: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A real outage: the Redis server stopped and started again on its port."""
+    import shutil
+    import subprocess
+
+    import redis
+
+    from tests.stores.conftest import _free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = _free_port()
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        probe = redis.Redis(port=port)
+        for _ in range(500):
+            try:
+                if probe.ping():
+                    break
+            except redis.ConnectionError:
+                time.sleep(0.01)  # until it answers (a few ms)
+        probe.close()
+        return process
+
+    server = start()
+    url = f"redis://127.0.0.1:{port}/0"
+    store = open_store(url)
+    try:
+        journal = store.journal(namespace, Settings())
+        assert isinstance(journal, StoredJournal)
+
+        async def serving() -> list[int]:
+            ids = _ids([_request(journal, n) for n in range(1, 4)])
+            server.terminate()
+            server.wait(10)
+            with caplog.at_level(logging.INFO, logger="mock_server.journal"):
+                await asyncio.sleep(0)  # the turn's write: the server is gone
+            assert [r.levelname for r in caplog.records] == ["WARNING"]
+            assert caplog.records[0].getMessage().startswith(
+                f"journal of session {namespace}: 3 finished entries not written to the store "
+                "(ConnectionError")
+            return ids
+
+        ids = asyncio.run(serving())
+        server = start()  # back, empty (no persistence): the entries kept are written to it
+        with caplog.at_level(logging.INFO, logger="mock_server.journal"):
+            assert _ids(journal.since(0)) == ids
+        assert caplog.records[-1].getMessage().endswith("after 1 failed write(s)")
+        assert _ids(_other(url, namespace).since(0)) == ids
+    finally:
+        store.close()
+        server.terminate()
+        server.wait(10)
