@@ -160,6 +160,12 @@ class SandboxApp:
         for item in self.pending_callbacks():
             if item not in reported:
                 log.warning("shutdown: not delivered: %s", item)
+        # last: the hooks above may journal too (callback attempts). With a shared store, the
+        # journal entries finished and not written yet are written now (each session's journal
+        # writes them once per turn of the loop; the loop may stop before its next turn)
+        flush_journals = getattr(self.world.store, "flush_journals", None)
+        if flush_journals is not None:
+            flush_journals()
         if self.world.store is not None:
             # locks kept for a next request that will not come: other processes need not wait
             self.world.give_back_kept()

@@ -222,8 +222,8 @@ class Journal:
 
     def _grown(self, entry: JournalEntry, added: int) -> None:
         """finish() recorded `entry`'s answer (`added` bytes more). Also the hook of a journal
-        kept in a store (core/journal_store.py), which writes the entry here: the in-memory
-        journal's finish pays no call more for it."""
+        kept in a store (core/journal_store.py), which writes the entry from here (with the
+        others of the event loop's turn): the in-memory journal's finish pays no call more."""
         with self._lock:
             if entry.journal is self:  # still kept
                 entry.size += added
@@ -302,7 +302,7 @@ def finish(entry: JournalEntry, *, status: int, headers: HeaderItems, body: byte
            duration_ms: float) -> None:
     """The answer as it went out: headers as (name, value) pairs of text or bytes (a Response's
     raw_headers, an httpx response's headers.raw), secrets out, cut to the entry's budget.
-    Set the entry's warnings and fault before: a journal in a store writes it now, once."""
+    Set the entry's warnings and fault before: a journal in a store takes it now, once."""
     journal = entry.journal
     if journal is None:  # gone already (cleared, or pushed out by newer entries)
         clean, budget = redactor(), MAX_ENTRY_BYTES

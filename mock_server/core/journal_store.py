@@ -6,19 +6,26 @@ the entry's budget, at write time), under an id drawn from the session's counter
 unique across the processes sharing the store, and increasing. It is written to the store when it
 is finished (`core.journal.finish` hands it to the journal's `_grown`, which `StoredJournal`
 overrides), in one transaction or one script that also drops the oldest entries past the bounds
-(`max_entries`, `max_bytes`; the newest always stays). Until then it is seen by its own process
-only. Watchers (the live stream, admin/stream.py) stay in-process: an entry another process
-finishes is read, not pushed.
+(`max_entries`, `max_bytes`; the newest always stays). While an event loop runs in the thread
+that finishes it (a serving process), the entry is queued and the entries finished in one turn
+of the loop are written together, in one step, at the start of the next turn: before the loop
+reads another request. Any read of the journal writes what is queued first, and so does the
+store's close (`core.stores.Store.flush_journals`). Until it is written an entry is seen by its
+own process only. Watchers (the live stream, admin/stream.py) stay in-process: an entry another
+process finishes is read, not pushed.
 
 The codec (`encode_entry`, `decode_entry`) turns an entry into JSON bytes and back exactly."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -34,8 +41,10 @@ from mock_server.core.ledger_codec import StoreFormatError
 from mock_server.core.ledger_sqlite import immediate
 from mock_server.core.redact import Redactor, redactor
 
-__all__ = ["PAGE_BYTES", "JournalBackend", "RedisJournal", "SqliteJournal", "StoredJournal",
-           "decode_entry", "encode_entry", "prepare"]
+__all__ = ["PAGE_BYTES", "EntryRow", "JournalBackend", "RedisJournal", "SqliteJournal",
+           "StoredJournal", "decode_entry", "encode_entry", "prepare"]
+
+log = logging.getLogger("mock_server.journal")
 
 # A page read from the store ends after the entry that takes it past this many bytes (the
 # entries' `size`), the cursor saying where it stopped: the admin API's own cut
@@ -44,6 +53,10 @@ __all__ = ["PAGE_BYTES", "JournalBackend", "RedisJournal", "SqliteJournal", "Sto
 PAGE_BYTES = 8 * 1024 * 1024
 # the largest id a store keeps (SQLite's INTEGER); a larger one names no entry
 _MAX_ID = 2**63 - 1
+# what one script call to Redis carries at most of a batch of entries (more: one call each
+# further part): a script blocks the server for every other client while it runs
+_SCRIPT_ENTRIES = 512
+_SCRIPT_BYTES = 8 * 1024 * 1024
 
 
 # -- the codec ---------------------------------------------------------------------------------
@@ -122,8 +135,20 @@ class StoredPage(NamedTuple):
     complete: bool  # no more match below `before` than these
 
 
+class EntryRow(NamedTuple):
+    """A finished entry as a store keeps it."""
+
+    id: int
+    raw: bytes  # encode_entry's
+    filters: Filters
+    finished: bool
+    size: int
+
+
 class JournalBackend(Protocol):
     """One session's journal entries in a store. Each call is one atomic step."""
+
+    namespace: str
 
     def next_id(self) -> int:
         """The next id of the session: one more than any the store gave out before."""
@@ -132,6 +157,11 @@ class JournalBackend(Protocol):
                max_entries: int, max_bytes: int) -> None:
         """Keeps an entry, then drops the oldest while more than `max_entries` or `max_bytes`
         are kept (the newest always stays)."""
+
+    def append_many(self, rows: Sequence[EntryRow], max_entries: int, max_bytes: int) -> None:
+        """`append` of each, in order, in one atomic step: the bounds are applied after each
+        entry, so what is kept is what appending them one at a time keeps. An id the store
+        holds already names that entry: it is kept as it is."""
 
     def get(self, entry_id: int) -> bytes | None: ...
 
@@ -191,7 +221,7 @@ class SqliteJournal:
 
     def __init__(self, db: sqlite3.Connection, namespace: str, lock: threading.Lock) -> None:
         self._db = db
-        self._ns = namespace
+        self._ns = self.namespace = namespace
         self._lock = lock  # the lock of the process's one connection (core.stores.Store)
 
     @contextmanager
@@ -229,30 +259,45 @@ class SqliteJournal:
 
     def append(self, entry_id: int, raw: bytes, filters: Filters, finished: bool, size: int,
                max_entries: int, max_bytes: int) -> None:
+        self.append_many([EntryRow(entry_id, raw, filters, finished, size)], max_entries,
+                         max_bytes)
+
+    def append_many(self, rows: Sequence[EntryRow], max_entries: int, max_bytes: int) -> None:
+        # one transaction, so one sync of the WAL, for all of them
+        if not rows:
+            return
         with immediate(self._db, self._lock) as db:
-            db.execute("INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (self._ns, entry_id, filters.provider, filters.operation,
-                        filters.status or 0, int(finished), size, raw))
-            # a wipe between the id and the entry leaves no totals: they start again here
-            entries, used = db.execute(
-                "INSERT INTO journal_totals VALUES (?, ?, 1, ?) ON CONFLICT (ns) DO UPDATE SET "
-                "entries = entries + 1, bytes = bytes + excluded.bytes, "
-                "last_id = MAX(last_id, excluded.last_id) RETURNING entries, bytes",
-                (self._ns, entry_id, size)).fetchone()
-            if entries > 1 and (entries > max_entries or used > max_bytes):
-                while entries > 1 and (entries > max_entries or used > max_bytes):
-                    # the oldest first, a few at a time (never the newest: at most all but one)
-                    for gone_id, gone_size in db.execute(
-                            "SELECT id, size FROM journal WHERE ns = ? ORDER BY id LIMIT ?",
-                            (self._ns, min(entries - 1, 64))).fetchall():
-                        if not (entries > max_entries or used > max_bytes):
-                            break
-                        db.execute("DELETE FROM journal WHERE ns = ? AND id = ?",
-                                   (self._ns, gone_id))
-                        entries -= 1
-                        used -= gone_size
-                db.execute("UPDATE journal_totals SET entries = ?, bytes = ? WHERE ns = ?",
-                           (entries, used, self._ns))
+            for row in rows:
+                if not db.execute("INSERT OR IGNORE INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  (self._ns, row.id, row.filters.provider, row.filters.operation,
+                                   row.filters.status or 0, int(row.finished), row.size,
+                                   row.raw)).rowcount:
+                    continue  # kept already
+                self._bounded(db, row.id, row.size, max_entries, max_bytes)
+
+    def _bounded(self, db: sqlite3.Connection, entry_id: int, size: int, max_entries: int,
+                 max_bytes: int) -> None:
+        # the totals with the entry just written, and the oldest dropped past the bounds;
+        # a wipe between the id and the entry leaves no totals: they start again here
+        entries, used = db.execute(
+            "INSERT INTO journal_totals VALUES (?, ?, 1, ?) ON CONFLICT (ns) DO UPDATE SET "
+            "entries = entries + 1, bytes = bytes + excluded.bytes, "
+            "last_id = MAX(last_id, excluded.last_id) RETURNING entries, bytes",
+            (self._ns, entry_id, size)).fetchone()
+        if entries > 1 and (entries > max_entries or used > max_bytes):
+            while entries > 1 and (entries > max_entries or used > max_bytes):
+                # the oldest first, a few at a time (never the newest: at most all but one)
+                for gone_id, gone_size in db.execute(
+                        "SELECT id, size FROM journal WHERE ns = ? ORDER BY id LIMIT ?",
+                        (self._ns, min(entries - 1, 64))).fetchall():
+                    if not (entries > max_entries or used > max_bytes):
+                        break
+                    db.execute("DELETE FROM journal WHERE ns = ? AND id = ?",
+                               (self._ns, gone_id))
+                    entries -= 1
+                    used -= gone_size
+            db.execute("UPDATE journal_totals SET entries = ?, bytes = ? WHERE ns = ?",
+                       (entries, used, self._ns))
 
     def get(self, entry_id: int) -> bytes | None:
         with self._lock:
@@ -316,21 +361,27 @@ class SqliteJournal:
 # Redis: KEYS are always ids (zset id -> id), entries (hash id -> entry), meta (hash id -> JSON
 # [size, finished, status, provider, operation]), bytes (string); ARGV as each script says.
 
-# ARGV: id, entry, meta, size, max entries, max bytes
+# ARGV: max entries, max bytes, then id, entry, meta, size of each entry, in order; after each
+# the oldest are dropped past the bounds (as one script call per entry would). An id kept
+# already names that entry (ZADD NX): it stays as it is.
 _APPEND = """
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-local used = redis.call('INCRBY', KEYS[4], ARGV[4])
+local max_entries, max_bytes = tonumber(ARGV[1]), tonumber(ARGV[2])
 local count = redis.call('ZCARD', KEYS[1])
-local max_entries, max_bytes = tonumber(ARGV[5]), tonumber(ARGV[6])
-while count > 1 and (count > max_entries or used > max_bytes) do
-  local oldest = redis.call('ZPOPMIN', KEYS[1])[1]
-  local meta = cjson.decode(redis.call('HGET', KEYS[3], oldest))
-  redis.call('HDEL', KEYS[2], oldest)
-  redis.call('HDEL', KEYS[3], oldest)
-  used = redis.call('DECRBY', KEYS[4], meta[1])
-  count = count - 1
+for i = 3, #ARGV, 4 do
+  if redis.call('ZADD', KEYS[1], 'NX', ARGV[i], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
+    local used = redis.call('INCRBY', KEYS[4], ARGV[i + 3])
+    count = count + 1
+    while count > 1 and (count > max_entries or used > max_bytes) do
+      local oldest = redis.call('ZPOPMIN', KEYS[1])[1]
+      local meta = cjson.decode(redis.call('HGET', KEYS[3], oldest))
+      redis.call('HDEL', KEYS[2], oldest)
+      redis.call('HDEL', KEYS[3], oldest)
+      used = redis.call('DECRBY', KEYS[4], meta[1])
+      count = count - 1
+    end
+  end
 end
 return count
 """
@@ -400,6 +451,7 @@ class RedisJournal:
 
     def __init__(self, client: Any, namespace: str) -> None:
         self._redis = client
+        self.namespace = namespace
         prefix = f"rms:{{{namespace}}}:journal"
         self._seq = f"{prefix}:seq"
         self._keys = [f"{prefix}:{part}" for part in ("ids", "entries", "meta", "bytes")]
@@ -413,9 +465,25 @@ class RedisJournal:
 
     def append(self, entry_id: int, raw: bytes, filters: Filters, finished: bool, size: int,
                max_entries: int, max_bytes: int) -> None:
-        meta = json.dumps([size, int(finished), filters.status or 0, filters.provider,
-                           filters.operation], separators=(",", ":"))
-        self._append(keys=self._keys, args=[entry_id, raw, meta, size, max_entries, max_bytes])
+        self.append_many([EntryRow(entry_id, raw, filters, finished, size)], max_entries,
+                         max_bytes)
+
+    def append_many(self, rows: Sequence[EntryRow], max_entries: int, max_bytes: int) -> None:
+        # one script call, one round trip (a larger batch: one call per _SCRIPT_ENTRIES or
+        # _SCRIPT_BYTES of it, in order)
+        args: list[Any] = [max_entries, max_bytes]
+        carried = 0
+        for row in rows:
+            provider, status, operation = row.filters
+            args += [row.id, row.raw, json.dumps([row.size, int(row.finished), status or 0,
+                                                  provider, operation], separators=(",", ":")),
+                     row.size]
+            carried += len(row.raw)
+            if len(args) >= 2 + 4 * _SCRIPT_ENTRIES or carried >= _SCRIPT_BYTES:
+                self._append(keys=self._keys, args=args)
+                args, carried = [max_entries, max_bytes], 0
+        if len(args) > 2:
+            self._append(keys=self._keys, args=args)
 
     def get(self, entry_id: int) -> bytes | None:
         raw = self._redis.hget(self._keys[1], str(entry_id))
@@ -455,9 +523,19 @@ class StoredJournal(Journal):
         super().__init__(max_entries, entry_bytes=entry_bytes, max_bytes=max_bytes,
                          redact=redact)
         self.backend = backend
+        self.namespace: str = getattr(backend, "namespace", "")
         # entries recorded here and not finished yet, oldest first: seen by this process only
         self._pending: dict[int, JournalEntry] = {}
         self._pending_bytes = 0
+        # entries finished and not written yet, by id: written together once per turn of the
+        # event loop that finished them, and before any read
+        self._queued: dict[int, EntryRow] = {}
+        self._queued_bytes = 0
+        # the loop a write of the queue is scheduled on (None: none is)
+        self._soon: asyncio.AbstractEventLoop | None = None
+        # one write of the queue at a time: a read waits for the one under way
+        self._writing = threading.Lock()
+        self._failed_writes = 0
 
     @classmethod
     def over(cls, backend: JournalBackend, settings: Any) -> StoredJournal:
@@ -488,10 +566,92 @@ class StoredJournal(Journal):
                 return  # cleared, or pushed out, before it was finished
             self._pending_bytes -= entry.size
         entry.size += added
-        self.backend.append(entry.id, encode_entry(entry),
-                            Filters(entry.provider, entry.status, entry.operation),
-                            entry.duration_ms > 0.0, entry.size, self.max_entries,
-                            self.max_bytes)
+        row = EntryRow(entry.id, encode_entry(entry),
+                       Filters(entry.provider, entry.status, entry.operation),
+                       entry.duration_ms > 0.0, entry.size)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop here (a command, a thread): written now
+            self.backend.append_many([row], self.max_entries, self.max_bytes)
+            return
+        # Served: written with the others this turn of the loop finishes, in one step of the
+        # store, by a callback that runs before the loop reads any more from its sockets (so
+        # before the next request of this connection, or of any other, is processed).
+        with self._lock:
+            self._queue(row)
+            if self._soon is loop:
+                return
+            self._soon = loop
+        loop.call_soon(self._write_soon)
+
+    def _queue(self, row: EntryRow) -> None:
+        # the lock is held; bounded as the store bounds them (the oldest go, the newest stays)
+        queued = self._queued
+        if row.id in queued:
+            return
+        queued[row.id] = row
+        self._queued_bytes += row.size
+        while len(queued) > 1 and (len(queued) > self.max_entries
+                                   or self._queued_bytes > self.max_bytes):
+            self._queued_bytes -= queued.pop(min(queued)).size
+
+    def _write_soon(self) -> None:
+        with self._lock:
+            self._soon = None
+        with contextlib.suppress(Exception):  # logged, and the entries kept to write next
+            self.flush()
+
+    def flush(self, *, last: bool = False) -> int:
+        """Writes the entries finished and not written yet, in one step of the store; how many.
+        When the store fails, says so in one log line and raises its error, the entries kept
+        (within the journal's bounds) for the next write; `last` (the process is stopping):
+        they are dropped with that line instead, and nothing is raised."""
+        with self._writing:
+            with self._lock:
+                if not self._queued:
+                    return 0
+                rows = [self._queued[entry_id] for entry_id in sorted(self._queued)]
+                self._queued = {}
+                self._queued_bytes = 0
+            try:
+                self.backend.append_many(rows, self.max_entries, self.max_bytes)
+            except BaseException as exc:
+                self._not_written(rows, exc, last)
+                if last and isinstance(exc, Exception):
+                    return 0
+                raise
+            if self._failed_writes:
+                log.info("journal of session %s: written to the store again, after %d failed "
+                         "write(s)", self.namespace, self._failed_writes)
+                self._failed_writes = 0
+        return len(rows)
+
+    def _not_written(self, rows: list[EntryRow], exc: BaseException, last: bool) -> None:
+        self._failed_writes += 1
+        reason = f"{type(exc).__name__}: {exc}".rstrip(": ").replace("\n", " ")
+        if last:
+            log.error("journal of session %s: %d finished entr%s not written to the store "
+                      "(%s); lost: the process is stopping", self.namespace, len(rows),
+                      "y" if len(rows) == 1 else "ies", reason)
+            return
+        with self._lock:
+            for row in rows:
+                self._queue(row)
+            kept = len(self._queued)
+        log.warning("journal of session %s: %d finished entr%s not written to the store (%s); "
+                    "%d kept in this process for the next write (at most %d entries, %d bytes, "
+                    "the oldest dropped first)", self.namespace, len(rows),
+                    "y" if len(rows) == 1 else "ies", reason, kept, self.max_entries,
+                    self.max_bytes)
+
+    def discard(self) -> int:
+        """Forgets the entries finished and not written yet (their session's generation is
+        gone from the store); how many."""
+        with self._lock:
+            gone = len(self._queued)
+            self._queued = {}
+            self._queued_bytes = 0
+        return gone
 
     def _local(self, filters: Filters) -> list[JournalEntry]:
         provider, status, operation = filters
@@ -508,6 +668,7 @@ class StoredJournal(Journal):
             return found
         if not 0 < entry_id <= _MAX_ID:
             return None
+        self.flush()
         raw = self.backend.get(entry_id)
         return None if raw is None else decode_entry(raw)
 
@@ -524,6 +685,7 @@ class StoredJournal(Journal):
 
     def _read_page(self, filters: Filters, limit: int, before: int | None,
                    page_bytes: int | None) -> tuple[int, list[JournalEntry], int | None]:
+        self.flush()
         local = self._local(filters)
         if before is not None and before > _MAX_ID:
             before = None  # every id is below it
@@ -542,11 +704,14 @@ class StoredJournal(Journal):
 
     def since(self, after: int) -> list[JournalEntry]:
         # entries not finished are not listed (as Journal.since): only the store's
+        self.flush()
         if after >= _MAX_ID:
             return []
         return [decode_entry(raw) for raw in self.backend.since(max(after, 0))]
 
     def clear(self) -> int:
+        # what is queued is written first, so that the count is the journal's (its bounds)
+        self.flush()
         with self._lock:
             pending = list(self._pending.values())
             self._pending.clear()
@@ -556,6 +721,7 @@ class StoredJournal(Journal):
         return self.backend.clear() + len(pending)
 
     def __len__(self) -> int:
+        self.flush()
         with self._lock:
             local = len(self._pending)
         return self.backend.count() + local
@@ -564,6 +730,7 @@ class StoredJournal(Journal):
     @property
     def bytes(self) -> int:
         """The bytes kept in the store, and those of the entries not finished yet."""
+        self.flush()
         return self.backend.kept_bytes() + self._pending_bytes
 
     @bytes.setter

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 import uuid
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,9 @@ class Store:
     _locks: tuple[sqlite3.Connection, threading.Lock] | None = field(default=None, repr=False)
     # who holds a session's lock in the store: this process, unique among all that share it
     owner: str = field(default_factory=lambda: process_owner(uuid.uuid4().hex[:12]))
+    # the journals made on it (StoredJournal): what they queue is written by flush_journals
+    _journals: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False,
+                                            compare=False)
 
     @property
     def shared(self) -> bool:
@@ -125,6 +129,9 @@ class Store:
     def forget(self, namespace: str) -> None:
         """Drops what one generation of a session left: its accounts, refunds, idempotency
         records, fault counters, callbacks and journal (its snapshot is the records')."""
+        for journal in list(self._journals):
+            if journal.namespace == namespace:
+                journal.discard()  # finished entries not written yet: none is, now
         if self.url.kind == "sqlite":
             from mock_server.core.journal_store import TABLES as JOURNAL_TABLES
             from mock_server.core.ledger_sqlite import immediate
@@ -184,9 +191,17 @@ class Store:
         from mock_server.core.journal_store import RedisJournal, SqliteJournal, StoredJournal
 
         if self.url.kind == "sqlite":
-            return StoredJournal.over(SqliteJournal(self._handle, namespace, self._lock),
-                                      settings)
-        return StoredJournal.over(RedisJournal(self._handle, namespace), settings)
+            journal = StoredJournal.over(SqliteJournal(self._handle, namespace, self._lock),
+                                         settings)
+        else:
+            journal = StoredJournal.over(RedisJournal(self._handle, namespace), settings)
+        self._journals.add(journal)
+        return journal
+
+    def flush_journals(self) -> int:
+        """Writes what the journals made on this store have queued (the process is stopping:
+        each one that cannot says so in one log line); how many entries were written."""
+        return sum(journal.flush(last=True) for journal in list(self._journals))
 
     def info(self) -> Mapping[str, Any]:
         """What the store holds: its kind, format, and counts per session."""
@@ -270,6 +285,7 @@ class Store:
 
     def close(self) -> None:
         if self._handle is not None:
+            self.flush_journals()
             self._handle.close()
         if self._locks is not None:
             self._locks[0].close()
