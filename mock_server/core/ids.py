@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import string
+from array import array
+from typing import Any
 import threading
 import zlib
 from datetime import datetime
@@ -46,6 +48,26 @@ class IdSource:
             twin._lock = threading.Lock()
             twin._counters = dict(self._counters)
             return twin
+
+    # a snapshot (core/snapshot.py) writes the generator's state as 2.5 KB of bytes, not as 625
+    # Python ints: a session's small part is written at every request of a shared store
+    def __getstate__(self) -> dict[str, Any]:
+        rng = self._random
+        state = None
+        if rng is not None:
+            version, words, gauss = rng.getstate()
+            state = (version, array("I", words).tobytes(), gauss)
+        return {"seed": self._seed, "rng": state, "counters": self._counters}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._seed = state["seed"]
+        self._lock = threading.Lock()
+        self._counters = state["counters"]
+        self._random = None
+        if state["rng"] is not None:
+            version, words, gauss = state["rng"]
+            self._random = random.Random()
+            self._random.setstate((version, tuple(array("I", words)), gauss))
 
     def hex(self, length: int) -> str:
         with self._lock:

@@ -181,6 +181,14 @@ class Journal:
         # admin/stream.py); empty while nobody watches, so a request pays one truth test
         self.watchers: list[Callable[[JournalEntry], None]] = []
 
+    # a journal in a store shared by processes takes ids from the store: the session's commit
+    # can take the next request's id in its own step (core.world.World.commit; `reserve`)
+    in_store = False
+
+    def reserve(self, entry_id: int | None) -> None:
+        """The id the next `record` takes (None: none reserved); a journal in this process
+        numbers its entries itself."""
+
     @classmethod
     def for_settings(cls, settings: Any) -> Journal:
         return cls(settings.journal_size, entry_bytes=settings.journal_entry_bytes,

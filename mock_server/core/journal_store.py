@@ -215,6 +215,12 @@ def _where(filters: Filters) -> tuple[str, list[Any]]:
     return "".join(clauses), args
 
 
+# the next id of a session's journal in SQLite (also taken in a session's commit step,
+# core/sessionrecords_sqlite.py)
+NEXT_ID_SQL = ("INSERT INTO journal_totals VALUES (?, 1, 0, 0) ON CONFLICT (ns) DO UPDATE SET "
+               "last_id = last_id + 1 RETURNING last_id")
+
+
 class SqliteJournal:
     """The journal in the SQLite file of the ledger. A change is one IMMEDIATE transaction,
     on disk when it returns (WAL, synchronous=FULL); a read is one read transaction."""
@@ -245,10 +251,7 @@ class SqliteJournal:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    (entry_id,) = db.execute(
-                        "INSERT INTO journal_totals VALUES (?, 1, 0, 0) ON CONFLICT (ns) "
-                        "DO UPDATE SET last_id = last_id + 1 RETURNING last_id",
-                        (self._ns,)).fetchone()
+                    (entry_id,) = db.execute(NEXT_ID_SQL, (self._ns,)).fetchone()
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
@@ -445,6 +448,11 @@ return count
 """
 
 
+def redis_sequence_key(namespace: str) -> str:
+    """The Redis key of a session journal's id counter (INCR gives the next id)."""
+    return f"rms:{{{namespace}}}:journal:seq"
+
+
 class RedisJournal:
     """The journal in the Redis server of the ledger: a change, and a page, is one script; the
     session's keys carry its hash tag (`rms:{<session>}:journal...`)."""
@@ -453,7 +461,7 @@ class RedisJournal:
         self._redis = client
         self.namespace = namespace
         prefix = f"rms:{{{namespace}}}:journal"
-        self._seq = f"{prefix}:seq"
+        self._seq = redis_sequence_key(namespace)
         self._keys = [f"{prefix}:{part}" for part in ("ids", "entries", "meta", "bytes")]
         self._append = client.register_script(_APPEND)
         self._page = client.register_script(_PAGE)
@@ -537,6 +545,13 @@ class StoredJournal(Journal):
         self._writing = threading.Lock()
         self._failed_writes = 0
 
+    in_store = True
+    # an id the store gave out for this journal's next entry (taken in the session's commit)
+    _reserved: int | None = None
+
+    def reserve(self, entry_id: int | None) -> None:
+        self._reserved = entry_id
+
     @classmethod
     def over(cls, backend: JournalBackend, settings: Any) -> StoredJournal:
         return cls(backend, settings.journal_size, entry_bytes=settings.journal_entry_bytes,
@@ -545,9 +560,10 @@ class StoredJournal(Journal):
     def record(self, *, at: datetime, provider: str | None, operation: str | None, method: str,
                path: str, query: str, headers: HeaderItems, body: bytes,
                kind: str = "request") -> JournalEntry:
-        entry = self._made(at=at, provider=provider, operation=operation, method=method,
-                           path=path, query=query, headers=headers, body=body,
-                           kind=kind)(self.backend.next_id())
+        made = self._made(at=at, provider=provider, operation=operation, method=method,
+                          path=path, query=query, headers=headers, body=body, kind=kind)
+        entry_id, self._reserved = self._reserved, None
+        entry = made(entry_id if entry_id is not None else self.backend.next_id())
         with self._lock:
             self._pending[entry.id] = entry
             self._pending_bytes += entry.size

@@ -73,11 +73,13 @@ class SessionRecords(Protocol):
         step; only the lock's holder may store (LockLost otherwise). Returns the version."""
 
     def keep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
-             lease: float) -> tuple[int, bool]:
+             lease: float, reserve: str | None = None) -> tuple[int, bool, int | None]:
         """`save` (nothing when there are no parts and no ops), then the lock kept for
         `owner`'s next request, its lease renewed to `now + lease`, unless another owner asks
-        for it (then given back, as `release`); in one step. Returns the version and whether
-        the lock is still `owner`'s. LockLost when it was not `owner`'s."""
+        for it (then given back, as `release`); in one step. Returns the version, whether the
+        lock is still `owner`'s and, when it is and `reserve` names a journal in the store
+        (core/journal_store.py), the next id of that journal, taken for the next request.
+        LockLost when it was not `owner`'s."""
 
     def delete(self, owner: str) -> int:
         """Forgets the snapshot (the session is made again on its next use) and gives the lock
@@ -159,7 +161,7 @@ class MemorySessionRecords:
             return self._version
 
     def keep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
-             lease: float) -> tuple[int, bool]:
+             lease: float, reserve: str | None = None) -> tuple[int, bool, int | None]:
         with self._lock:
             if self._holder != owner:
                 raise LockLost(owner)
@@ -167,9 +169,9 @@ class MemorySessionRecords:
                 self._store(owner, parts or {}, ops)
             if self._wanter not in (None, owner) and self._wanted_until > now:
                 self._holder = None
-                return self._version, False
+                return self._version, False, None
             self._until = now + lease
-            return self._version, True
+            return self._version, True, None  # no journal lives here
 
     def delete(self, owner: str) -> int:
         with self._lock:

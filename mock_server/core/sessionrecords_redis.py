@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mock_server.core.journal_store import redis_sequence_key
 from mock_server.core.sessionrecords import PARTS, Loaded, LockLost, Parts
 
 # KEYS: snapshot hash, lock, the wish for the lock; ARGV: owner, lease in milliseconds, a dead
@@ -30,18 +31,19 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 """
 
-# KEYS: snapshot hash, lock, ledger ops, the wish for the lock; ARGV: owner, mode ('keep',
-# 'save', 'release', 'delete', or 'pass': saved, and the lock kept for the owner's next request
-# unless another owner asks for it), the ledger's ops ('' for none), the lease in milliseconds
-# ('pass'), then part name, data pairs. The ops are stored at the version this step makes, each
+# KEYS: snapshot hash, lock, ledger ops, the wish for the lock, a journal's id counter ('pass');
+# ARGV: owner, mode ('keep', 'save', 'release', 'delete', or 'pass': saved, and the lock kept
+# for the owner's next request unless another owner asks for it), the ledger's ops ('' for
+# none), the lease in milliseconds ('pass'), '1' to take the journal's next id when the lock is
+# kept ('pass'), then part name, data pairs. The ops are stored at the version this step makes, each
 # member prefixed with its version (members stay unique); a `ledger` part (a checkpoint) drops
 # the ops before it. Returns the version (-1: the lock was not the owner's); 'pass' returns
-# {version, 1 when still held else 0}.
+# {version, 1 when still held else 0, the id or 0}.
 _FINISH = """
 local held = redis.call('GET', KEYS[2]) == ARGV[1]
 local mode = ARGV[2]
 if mode == 'pass' and not held then return -1 end
-if mode ~= 'keep' and not (mode == 'pass' and ARGV[3] == '' and #ARGV < 5) then
+if mode ~= 'keep' and not (mode == 'pass' and ARGV[3] == '' and #ARGV < 6) then
   if not held then return -1 end
   local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
   if mode == 'delete' then
@@ -52,7 +54,7 @@ if mode ~= 'keep' and not (mode == 'pass' and ARGV[3] == '' and #ARGV < 5) then
     redis.call('DEL', KEYS[3])
   else
     redis.call('HSET', KEYS[1], 'data', '1')
-    for i = 5, #ARGV, 2 do
+    for i = 6, #ARGV, 2 do
       if ARGV[i] == 'ledger' then redis.call('DEL', KEYS[3]) end
       redis.call('HSET', KEYS[1], 'p:' .. ARGV[i], ARGV[i + 1], 'pv:' .. ARGV[i], version)
     end
@@ -66,10 +68,11 @@ if mode == 'pass' then
   local wanter = redis.call('GET', KEYS[4])
   if wanter and wanter ~= ARGV[1] then
     redis.call('DEL', KEYS[2])
-    return {version, 0}
+    return {version, 0, 0}
   end
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
-  return {version, 1}
+  if ARGV[5] == '1' then return {version, 1, redis.call('INCR', KEYS[5])} end
+  return {version, 1, 0}
 end
 if held and mode ~= 'save' then redis.call('DEL', KEYS[2]) end
 return version
@@ -154,14 +157,16 @@ class RedisSessionRecords:
         return None if found is None else found.decode()
 
     def _finish(self, owner: str, mode: str, parts: Parts | None = None,
-                ops: bytes | None = None, lease: float = 0.0) -> Any:
-        args: list[Any] = [owner, mode, ops or b"", max(int(lease * 1000), 1)]
+                ops: bytes | None = None, lease: float = 0.0, reserve: str | None = None) -> Any:
+        args: list[Any] = [owner, mode, ops or b"", max(int(lease * 1000), 1),
+                           "1" if reserve else ""]
         for name, data in (parts or {}).items():
             if name not in PARTS:
                 raise ValueError(f"unknown snapshot part {name!r}")
             args += [name, data]
-        found = self._finish_script(keys=[self._snap, self._lock, self._ops, self._want],
-                                    args=args)
+        counter = redis_sequence_key(reserve) if reserve else self._ops  # (unused then)
+        found = self._finish_script(
+            keys=[self._snap, self._lock, self._ops, self._want, counter], args=args)
         if not isinstance(found, list) and int(found) < 0:
             raise LockLost(owner)
         return found if isinstance(found, list) else int(found)
@@ -173,9 +178,9 @@ class RedisSessionRecords:
         return self._finish(owner, "release" if parts or ops else "keep", parts, ops)
 
     def keep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
-             lease: float) -> tuple[int, bool]:
-        version, kept = self._finish(owner, "pass", parts, ops, lease)
-        return int(version), bool(kept)
+             lease: float, reserve: str | None = None) -> tuple[int, bool, int | None]:
+        version, kept, reserved = self._finish(owner, "pass", parts, ops, lease, reserve)
+        return int(version), bool(kept), int(reserved) if kept and reserve else None
 
     def delete(self, owner: str) -> int:
         return self._finish(owner, "delete")

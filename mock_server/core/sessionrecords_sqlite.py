@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Mapping
 
+from mock_server.core.journal_store import NEXT_ID_SQL
 from mock_server.core.ledger_sqlite import immediate
 from mock_server.core.sessionrecords import Loaded, LockLost, Parts
 
@@ -114,11 +115,13 @@ class SqliteSessionRecords:
 
     def _finish(self, owner: str, parts: Parts | None, ops: bytes | None = None, *,
                 delete: bool = False, unlock: bool = True,
-                keep_until: tuple[float, float] | None = None) -> tuple[int, bool]:
-        """The version, and whether `owner` still holds the lock."""
+                keep_until: tuple[float, float] | None = None,
+                reserve: str | None = None) -> tuple[int, bool, int | None]:
+        """The version, whether `owner` still holds the lock, and the journal id reserved."""
         # money (the ledger's ops or part) goes through the connection that syncs each commit
         # (synchronous=FULL): on disk before the answer that reports it is sent
         money = bool(ops) or (parts is not None and "ledger" in parts)
+        reserved: int | None = None
         db_of, lock_of = (self._db, self._lock) if money else (self._locks_db, self._locks_lock)
         with immediate(db_of, lock_of) as db:
             row = db.execute("SELECT version, holder FROM sessions WHERE ns = ?",
@@ -127,7 +130,7 @@ class SqliteSessionRecords:
             if (parts or ops or delete or keep_until) and not held:
                 raise LockLost(owner)
             if row is None:
-                return 0, False
+                return 0, False, None
             version = int(row[0])
             if parts or ops or delete:
                 version += 1
@@ -154,10 +157,12 @@ class SqliteSessionRecords:
                 if not unlock:
                     db.execute("UPDATE sessions SET lease_until = ? WHERE ns = ?",
                                (until, self._ns))
+                    if reserve:
+                        (reserved,) = db.execute(NEXT_ID_SQL, (reserve,)).fetchone()
             if held and unlock:
                 db.execute("UPDATE sessions SET holder = NULL, lease_until = 0 WHERE ns = ?",
                            (self._ns,))
-        return version, held and not unlock
+        return version, held and not unlock, reserved
 
     def save(self, owner: str, parts: Parts, ops: bytes | None = None) -> int:
         return self._finish(owner, parts, ops, unlock=False)[0]
@@ -166,8 +171,8 @@ class SqliteSessionRecords:
         return self._finish(owner, parts, ops)[0]
 
     def keep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
-             lease: float) -> tuple[int, bool]:
-        return self._finish(owner, parts, ops, keep_until=(now, now + lease))
+             lease: float, reserve: str | None = None) -> tuple[int, bool, int | None]:
+        return self._finish(owner, parts, ops, keep_until=(now, now + lease), reserve=reserve)
 
     def delete(self, owner: str) -> int:
         return self._finish(owner, None, delete=True)[0]

@@ -527,13 +527,18 @@ class World:
         changed = self._changed_parts(session)
         ops = self._ledger_changes(session, changed)
         session.held = session.kept = False
+        journal = session.journal
         if keep:
-            version, kept = session.records.keep(self.store.owner, changed or None, ops,
-                                                 self.wall(), LOCK_LEASE_SECONDS)
+            # the next request's journal id taken in the same step (none when not kept)
+            version, kept, reserved = session.records.keep(
+                self.store.owner, changed or None, ops, self.wall(), LOCK_LEASE_SECONDS,
+                session.generation if journal.in_store else None)
+            journal.reserve(reserved)
             session.held = session.kept = kept
             session.handovers = session.handovers + 1 if kept else 0
         else:
             session.handovers = 0
+            journal.reserve(None)
             version = session.records.release(self.store.owner, changed or None, ops)
         session.version = version
         for name in changed:
@@ -577,6 +582,8 @@ class World:
 
     def _let_go(self, session: Session) -> None:
         assert self.store is not None and session.records is not None
+        if session.kept:
+            session.journal.reserve(None)  # taken for a request that did not come
         session.held = session.kept = False
         session.handovers = 0
         session.records.release(self.store.owner, None)

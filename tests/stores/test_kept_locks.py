@@ -66,10 +66,19 @@ def test_the_next_requests_of_a_session_in_one_process_take_no_lock(apps: Any) -
         session = _session(app)
         assert session.kept
         counted = Counted(session, "acquire", "keep", "release")
+        backend = session.journal.backend
+        real_next = backend.next_id
+        taken: list[int] = []
+        backend.next_id = lambda: taken.append(1) or real_next()  # type: ignore[method-assign]
         for _ in range(3):
             assert refund(client, "1.00").status_code == 201
         assert counted.calls == {"acquire": 0, "keep": 3, "release": 0}
+        # each request's journal id was taken in the commit before it
+        assert taken == []
         assert refunds_of(client) == ["1.00"] * 4
+        listed = client.get("/__admin/requests").json()
+        ids = [entry["id"] for entry in listed["requests"]]
+        assert len(ids) == 5 and ids == sorted(set(ids), reverse=True)
     # the shutdown gave the lock back; the money and the snapshot were saved at each commit
     assert session.records.holder(time.time()) is None
     assert not session.kept

@@ -184,13 +184,13 @@ def test_ops_need_the_lock(records: Any) -> None:
 def test_a_kept_lock_stays_its_holder_s_with_its_lease_renewed(records: Any) -> None:
     one, two = records(), records()
     assert one.acquire("a", 100.0, 30.0) == 0
-    version, kept = one.keep("a", {"small": b"s"}, b"op", 110.0, 30.0)
+    version, kept, _ = one.keep("a", {"small": b"s"}, b"op", 110.0, 30.0)
     assert kept and version > 0
     # renewed to 140: at 135 the lease still runs for everyone else
     assert two.acquire("b", 135.0, 30.0) is None
     assert one.acquire("a", 135.0, 30.0) == version  # its holder's next request
-    again, kept = one.keep("a", None, None, 136.0, 30.0)  # nothing to save: version stays
-    assert (again, kept) == (version, True)
+    # nothing to save: the version stays; no journal named: no id taken
+    assert one.keep("a", None, None, 136.0, 30.0) == (version, True, None)
     with pytest.raises(LockLost):
         two.keep("b", None, None, 136.0, 30.0)
 
@@ -201,12 +201,12 @@ def test_a_wish_for_the_lock_is_served_before_anyone_else(records: Any) -> None:
     assert two.acquire("b", 100.0, 30.0, want=5.0) is None  # b asks for it
     assert three.acquire("c", 100.0, 30.0, want=5.0) is None  # c asks too: b was first
     # the holder's keep gives the lock back for b
-    version, kept = one.keep("a", {"small": b"s"}, None, 101.0, 30.0)
+    version, kept, _ = one.keep("a", {"small": b"s"}, None, 101.0, 30.0)
     assert not kept
     assert one.acquire("a", 101.0, 30.0) is None  # not even its last holder takes it before b
     assert three.acquire("c", 101.0, 30.0) is None
     assert two.acquire("b", 101.0, 30.0) == version  # b's wish is served, and spent
-    assert two.keep("b", None, None, 102.0, 30.0) == (version, True)
+    assert two.keep("b", None, None, 102.0, 30.0) == (version, True, None)
     two.release("b", None)
     assert one.acquire("a", 102.0, 30.0) == version
 
@@ -220,3 +220,24 @@ def test_a_wish_runs_out(records: Any) -> None:
     if type(one).__name__ == "RedisSessionRecords":
         return  # Redis's own clock runs the wish out (a key's expiry), not the caller's
     assert one.acquire("a", 100.6, 30.0) == 0  # b did not come back
+
+
+def test_a_kept_lock_takes_the_next_id_of_the_journal_it_names(
+        records: Any, store_url: str, namespace: str) -> None:
+    one, two = records(), records()
+    one.acquire("a", 100.0, 30.0)
+    journal = f"{namespace}#1"
+    first = one.keep("a", {"small": b"s"}, None, 100.0, 30.0, journal)
+    second = one.keep("a", None, None, 100.0, 30.0, journal)
+    if store_url == "memory":
+        assert first[2] is None and second[2] is None  # no journal lives in it
+        return
+    assert (first[2], second[2]) == (1, 2)
+    from mock_server.core.stores import open_store
+    from mock_server.settings import Settings
+
+    # the journal's own counter goes on after them: no id is given out twice
+    assert open_store(store_url).journal(journal, Settings()).backend.next_id() == 3
+    # a lock given back (another owner asks) takes no id
+    two.acquire("b", 100.0, 30.0, want=5.0)
+    assert one.keep("a", None, None, 100.0, 30.0, journal)[1:] == (False, None)
