@@ -182,7 +182,7 @@ class Pipeline:
                         raise
             self.safe_headers(x)                         # 8. safe header values
             if entered:
-                self.commit(x)                           # 8b. saved, given back (shared store)
+                await self.commit(x)                     # 8b. saved, given back (shared store)
             if not await self.send_answer(x):            # 9. send (or a network fault)
                 return  # cut off by the shutdown: nothing more to record; the session stays
             self.access_line(x)                          # 10. journal, metrics, access line
@@ -316,12 +316,12 @@ class Pipeline:
                 session.token = token_digest(token)
         return True
 
-    def commit(self, x: Exchange) -> None:
+    async def commit(self, x: Exchange) -> None:
         """What the request changed saved, and the session given back, before the answer goes
         out; a session the request made and did not use is not (`leave` forgets it)."""
         if not x.created or self.kept(x):
             try:
-                self.world.commit(x.session)
+                await self.world.commit(x.session)
             except Exception:  # noqa: BLE001 - not saved: the answer must not claim it was
                 log.exception("session %s: the store failed", x.session.name)
                 # what the store holds now is unknown: read all of it again next time

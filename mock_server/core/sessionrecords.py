@@ -81,6 +81,11 @@ class SessionRecords(Protocol):
         (core/journal_store.py), the next id of that journal, taken for the next request.
         LockLost when it was not `owner`'s."""
 
+    async def akeep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
+                    lease: float, reserve: str | None = None) -> tuple[int, bool, int | None]:
+        """`keep` for a request on the event loop: the loop serves others while the store
+        answers (where the store is another server)."""
+
     def delete(self, owner: str) -> int:
         """Forgets the snapshot (the session is made again on its next use) and gives the lock
         back; only the lock's holder may. Returns the new version."""
@@ -172,6 +177,10 @@ class MemorySessionRecords:
                 return self._version, False, None
             self._until = now + lease
             return self._version, True, None  # no journal lives here
+
+    async def akeep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
+                    lease: float, reserve: str | None = None) -> tuple[int, bool, int | None]:
+        return self.keep(owner, parts, ops, now, lease, reserve)
 
     def delete(self, owner: str) -> int:
         with self._lock:

@@ -5,6 +5,8 @@ like the ledger's."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -107,6 +109,46 @@ return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 """
 
 
+class AsyncLink:
+    """The steps a request awaits (its commit), sent with redis-py's asyncio client (its hiredis
+    parser): one connection per event loop, one step at a time on it, so the loop serves other
+    requests while one waits for Redis. A connection that failed, or whose step was cancelled
+    (its answer would still come), is dropped and made again."""
+
+    def __init__(self, url: str, client: Any) -> None:
+        self._url = url
+        self._client = client  # the blocking client: loads a script Redis does not know
+        self._links: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                               tuple[Any, asyncio.Lock]] = \
+            weakref.WeakKeyDictionary()
+
+    async def evalsha(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        from redis.asyncio import ConnectionPool
+        from redis.exceptions import NoScriptError
+
+        loop = asyncio.get_running_loop()
+        link = self._links.get(loop)
+        if link is None:
+            link = self._links[loop] = (ConnectionPool.from_url(self._url).make_connection(),
+                                        asyncio.Lock())
+        connection, lock = link
+        async with lock:
+            for attempt in (1, 2):
+                try:
+                    await connection.send_command("EVALSHA", script.sha, len(keys), *keys,
+                                                  *args)
+                    return await connection.read_response()
+                except NoScriptError:
+                    if attempt == 2:
+                        raise
+                    self._client.script_load(script.script)  # Redis restarted: load it again
+                except BaseException:
+                    self._links.pop(loop, None)
+                    loop.create_task(connection.disconnect(nowait=True))
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
 def session_names(client: Any) -> list[str]:
     names = set()
     for key in client.scan_iter(match="rms:{*}:snap", count=1000):
@@ -117,8 +159,9 @@ def session_names(client: Any) -> list[str]:
 
 
 class RedisSessionRecords:
-    def __init__(self, client: Any, namespace: str) -> None:
+    def __init__(self, client: Any, namespace: str, link: AsyncLink | None = None) -> None:
         self._redis = client
+        self._link = link
         self._snap = f"rms:{{{namespace}}}:snap"
         self._lock = f"rms:{{{namespace}}}:lock"
         self._seq = f"rms:{{{namespace}}}:seq"
@@ -156,8 +199,8 @@ class RedisSessionRecords:
         found = self._redis.get(self._lock)
         return None if found is None else found.decode()
 
-    def _finish(self, owner: str, mode: str, parts: Parts | None = None,
-                ops: bytes | None = None, lease: float = 0.0, reserve: str | None = None) -> Any:
+    def _finish_call(self, owner: str, mode: str, parts: Parts | None, ops: bytes | None,
+                     lease: float, reserve: str | None) -> tuple[list[str], list[Any]]:
         args: list[Any] = [owner, mode, ops or b"", max(int(lease * 1000), 1),
                            "1" if reserve else ""]
         for name, data in (parts or {}).items():
@@ -165,11 +208,18 @@ class RedisSessionRecords:
                 raise ValueError(f"unknown snapshot part {name!r}")
             args += [name, data]
         counter = redis_sequence_key(reserve) if reserve else self._ops  # (unused then)
-        found = self._finish_script(
-            keys=[self._snap, self._lock, self._ops, self._want, counter], args=args)
+        return [self._snap, self._lock, self._ops, self._want, counter], args
+
+    @staticmethod
+    def _finished(owner: str, found: Any) -> Any:
         if not isinstance(found, list) and int(found) < 0:
             raise LockLost(owner)
         return found if isinstance(found, list) else int(found)
+
+    def _finish(self, owner: str, mode: str, parts: Parts | None = None,
+                ops: bytes | None = None, lease: float = 0.0, reserve: str | None = None) -> Any:
+        keys, args = self._finish_call(owner, mode, parts, ops, lease, reserve)
+        return self._finished(owner, self._finish_script(keys=keys, args=args))
 
     def save(self, owner: str, parts: Parts, ops: bytes | None = None) -> int:
         return self._finish(owner, "save", parts, ops)
@@ -180,6 +230,15 @@ class RedisSessionRecords:
     def keep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
              lease: float, reserve: str | None = None) -> tuple[int, bool, int | None]:
         version, kept, reserved = self._finish(owner, "pass", parts, ops, lease, reserve)
+        return int(version), bool(kept), int(reserved) if kept and reserve else None
+
+    async def akeep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
+                    lease: float, reserve: str | None = None) -> tuple[int, bool, int | None]:
+        if self._link is None:
+            return self.keep(owner, parts, ops, now, lease, reserve)
+        keys, args = self._finish_call(owner, "pass", parts, ops, lease, reserve)
+        version, kept, reserved = self._finished(
+            owner, await self._link.evalsha(self._finish_script, keys, args))
         return int(version), bool(kept), int(reserved) if kept and reserve else None
 
     def delete(self, owner: str) -> int:

@@ -174,6 +174,11 @@ class SqliteSessionRecords:
              lease: float, reserve: str | None = None) -> tuple[int, bool, int | None]:
         return self._finish(owner, parts, ops, keep_until=(now, now + lease), reserve=reserve)
 
+    async def akeep(self, owner: str, parts: Parts | None, ops: bytes | None, now: float,
+                    lease: float, reserve: str | None = None) -> tuple[int, bool, int | None]:
+        # a file in this process: its step (and its sync) runs here either way
+        return self.keep(owner, parts, ops, now, lease, reserve)
+
     def delete(self, owner: str) -> int:
         return self._finish(owner, None, delete=True)[0]
 

@@ -87,6 +87,8 @@ class Store:
     # the journals made on it (StoredJournal): what they queue is written by flush_journals
     _journals: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False,
                                             compare=False)
+    # redis: the asyncio client's connections (sessionrecords_redis.AsyncLink)
+    _link: Any = field(default=None, repr=False, compare=False)
 
     @property
     def shared(self) -> bool:
@@ -101,9 +103,11 @@ class Store:
             from mock_server.core.sessionrecords_sqlite import SqliteSessionRecords
 
             return SqliteSessionRecords(self._handle, name, self._lock, self._lock_connection())
-        from mock_server.core.sessionrecords_redis import RedisSessionRecords
+        from mock_server.core.sessionrecords_redis import AsyncLink, RedisSessionRecords
 
-        return RedisSessionRecords(self._handle, name)
+        if self._link is None:
+            self._link = AsyncLink(self.url.target, self._handle)
+        return RedisSessionRecords(self._handle, name, self._link)
 
     def _lock_connection(self) -> tuple[sqlite3.Connection, threading.Lock]:
         if self._locks is None:

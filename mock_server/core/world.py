@@ -469,7 +469,7 @@ class World:
             if local and alock is not None and alock.locked():
                 alock.release()
 
-    def commit(self, session: Session) -> None:
+    async def commit(self, session: Session) -> None:
         """Within `enter`: saves what the request changed and gives the session back in the
         store now, before its answer goes out (an answer the client saw is never lost with the
         process; the session's next request, anywhere, need not wait for the sending).
@@ -478,21 +478,39 @@ class World:
         Under load the store's lock is kept in the same step for this process's next request
         of the session (saved all the same), so that one needs no step to take it: for at most
         `keep_seconds` (given back then if no request came), KEEP_MAX requests in a row, and
-        only while no other process asks for the lock (then given back at once)."""
+        only while no other process asks for the lock (then given back at once). That step is
+        awaited: the loop serves other requests while the store answers (still holding this
+        session: its other requests wait)."""
         if not session.held:
             return
-        keep = self.keep_seconds > 0 and session.handovers < KEEP_MAX
-        if keep:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                keep = False  # off the event loop: nothing would give it back
-        self._release(session, keep=keep)
-        if session.kept:
+        if self.keep_seconds <= 0 or session.handovers >= KEEP_MAX:
+            self._release(session)
+            return
+        assert self.store is not None and session.records is not None
+        changed, ops = self._outgoing(session)
+        session.held = session.kept = False
+        journal = session.journal
+        try:
+            # the next request's journal id taken in the same step (none when not kept)
+            version, kept, reserved = await session.records.akeep(
+                self.store.owner, changed or None, ops, self.wall(), LOCK_LEASE_SECONDS,
+                session.generation if journal.in_store else None)
+        except asyncio.CancelledError:
+            # whether the store took it is unknown: read all of it again next time, and give
+            # the lock back if it is still this process's
+            session.version, session.part_versions = -1, {}
+            with contextlib.suppress(Exception):
+                session.records.release(self.store.owner, None)
+            raise
+        journal.reserve(reserved)
+        session.held = session.kept = kept
+        session.handovers = session.handovers + 1 if kept else 0
+        self._saved(session, changed, ops, version)
+        if kept:
             if session.keep_timer is not None:
                 session.keep_timer.cancel()
-            session.keep_timer = loop.call_later(self.keep_seconds, self._give_back_kept,
-                                                 session)
+            session.keep_timer = asyncio.get_running_loop().call_later(
+                self.keep_seconds, self._give_back_kept, session)
 
     # how long commit keeps a session's lock for this process's next request (0: never, the
     # default: only a server whose loop runs until its shutdown, which gives kept locks back,
@@ -522,24 +540,23 @@ class World:
                 given += 1
         return given
 
-    def _release(self, session: Session, *, keep: bool = False) -> None:
+    def _release(self, session: Session) -> None:
         assert self.store is not None and session.records is not None
-        changed = self._changed_parts(session)
-        ops = self._ledger_changes(session, changed)
+        changed, ops = self._outgoing(session)
         session.held = session.kept = False
-        journal = session.journal
-        if keep:
-            # the next request's journal id taken in the same step (none when not kept)
-            version, kept, reserved = session.records.keep(
-                self.store.owner, changed or None, ops, self.wall(), LOCK_LEASE_SECONDS,
-                session.generation if journal.in_store else None)
-            journal.reserve(reserved)
-            session.held = session.kept = kept
-            session.handovers = session.handovers + 1 if kept else 0
-        else:
-            session.handovers = 0
-            journal.reserve(None)
-            version = session.records.release(self.store.owner, changed or None, ops)
+        session.handovers = 0
+        session.journal.reserve(None)
+        version = session.records.release(self.store.owner, changed or None, ops)
+        self._saved(session, changed, ops, version)
+
+    def _outgoing(self, session: Session) -> tuple[dict[str, bytes], bytes | None]:
+        """What to store of the session: the parts that changed, and the ledger's ops."""
+        changed = self._changed_parts(session)
+        return changed, self._ledger_changes(session, changed)
+
+    def _saved(self, session: Session, changed: dict[str, bytes], ops: bytes | None,
+               version: int) -> None:
+        """The store holds `changed` and `ops` at `version`."""
         session.version = version
         for name in changed:
             session.part_versions[name] = version
