@@ -73,7 +73,7 @@ class SharedStore(Protocol):
 LOCK_LEASE_SECONDS = 120.0
 # a session's lock held by another process is asked for again after this long, doubling
 _LOCK_RETRY_FIRST = 0.0005
-_LOCK_RETRY_MAX = 0.02
+_LOCK_RETRY_MAX = 0.002
 # a request refused the lock asks for it for this long (renewed at each try): the holder gives
 # it back at its next commit, and nobody else takes it first
 _WANT_SECONDS = 5 * _LOCK_RETRY_MAX
