@@ -16,6 +16,9 @@ from itertools import chain
 from typing import Any, NamedTuple
 
 AccountKey = tuple[str, str, str]  # (provider, merchant id, order id)
+# an idempotency claim still in flight after this many seconds of wall-clock time was left by
+# a process killed before it answered: the key is free again (the stores shared by processes)
+STALE_CLAIM_SECONDS = 600.0
 IdempotencyKey = tuple[Hashable, ...]
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from mock_server.core.ledger import (
     IN_FLIGHT,
+    STALE_CLAIM_SECONDS,
     AccountKey,
     AccountView,
     IdempotencyKey,
@@ -32,8 +33,6 @@ from mock_server.core.ledger import (
     StoredAnswer,
 )
 from mock_server.core.ledger_codec import FORMAT_VERSION, StoreFormatError
-
-STALE_CLAIM_SECONDS = 600.0
 
 Op = tuple[Any, ...]
 
@@ -87,25 +86,28 @@ class LoggedLedger(InMemoryLedger):
                idempotency_key: IdempotencyKey | None = None,
                answer: StoredAnswer | None = None, reference: str | None = None) -> RefundEntry:
         recorded = super().refund(key, entry, idempotency_key, answer, reference)
-        self._answered(idempotency_key, answer)
-        self.ops.append(("refund", (key, entry, idempotency_key, answer, reference), None))
+        self._stepped("refund", (key, entry, idempotency_key, answer, reference))
         return recorded
 
     def capture(self, key: AccountKey, amount: Decimal,
                 idempotency_key: IdempotencyKey | None = None,
                 answer: StoredAnswer | None = None) -> AccountView:
         view = super().capture(key, amount, idempotency_key, answer)
-        self._answered(idempotency_key, answer)
-        self.ops.append(("capture", (key, amount, idempotency_key, answer), None))
+        self._stepped("capture", (key, amount, idempotency_key, answer))
         return view
 
     def void(self, key: AccountKey, amount: Decimal | None = None,
              idempotency_key: IdempotencyKey | None = None,
              answer: StoredAnswer | None = None) -> AccountView:
         view = super().void(key, amount, idempotency_key, answer)
-        self._answered(idempotency_key, answer)
-        self.ops.append(("void", (key, amount, idempotency_key, answer), None))
+        self._stepped("void", (key, amount, idempotency_key, answer))
         return view
+
+    def _stepped(self, name: str, args: tuple[Any, ...]) -> None:
+        """A refund, capture or void succeeded: its claim is answered, the step logged
+        (its arguments: key, ..., idempotency key, answer, as `replay` applies them)."""
+        self._answered(args[2], args[3])
+        self.ops.append((name, args, None))
 
     def settle(self, key: AccountKey, refund_id: str, details: Mapping[str, Any],
                reverse: bool = False) -> RefundEntry:

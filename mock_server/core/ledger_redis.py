@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from mock_server.core.ledger import (
+    STALE_CLAIM_SECONDS,
     IN_FLIGHT,
     AccountKey,
     AccountView,
@@ -40,7 +41,6 @@ from mock_server.core.ledger_codec import (
     parse_entry,
 )
 
-STALE_CLAIM_SECONDS = 600.0
 MAX_CENTS = 2**53
 _CENT = Decimal("0.01")
 FORMAT_KEY = "rms:format"

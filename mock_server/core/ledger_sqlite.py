@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from mock_server.core.ledger import (
+    STALE_CLAIM_SECONDS,
     IN_FLIGHT,
     AccountKey,
     AccountView,
@@ -43,7 +44,6 @@ from mock_server.core.ledger_codec import (
 )
 
 # A claim whose request never answered (its process was killed) is given up after this long.
-STALE_CLAIM_SECONDS = 600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
